@@ -1,0 +1,48 @@
+// Lectern: small progressive enhancements on top of htmx. Everything works without this file.
+(function () {
+  "use strict";
+
+  function announce(text) {
+    var region = document.getElementById("status");
+    if (!region) return;
+    var p = document.createElement("p");
+    p.textContent = text;
+    region.replaceChildren(p);
+    window.setTimeout(function () { if (p.parentNode === region) region.removeChild(p); }, 6000);
+  }
+  window.lecternAnnounce = announce;
+
+  // An htmx request that failed (4xx/5xx not swapped): say so in the status region.
+  document.addEventListener("htmx:responseError", function (evt) {
+    var xhr = evt.detail.xhr;
+    var text = "Something went wrong (" + xhr.status + ").";
+    try {
+      var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      var msg = doc.querySelector(".flash, h1");
+      if (msg && msg.textContent.trim()) text = msg.textContent.trim();
+    } catch (e) { /* keep the generic text */ }
+    announce(text);
+  });
+  document.addEventListener("htmx:sendError", function () {
+    announce("Could not reach Lectern. Check your connection and try again.");
+  });
+
+  // Server-sent announcements: HX-Trigger: {"announce": "Saved"}
+  document.addEventListener("announce", function (evt) {
+    var value = evt.detail && (evt.detail.value || evt.detail);
+    if (typeof value === "string") announce(value);
+  });
+
+  // Elements with data-autofocus get focus after they are swapped in.
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var el = evt.detail.elt && evt.detail.elt.querySelector && evt.detail.elt.querySelector("[data-autofocus]");
+    if (el) el.focus();
+  });
+
+  // Confirm dialogs declared in markup (data-confirm) for plain forms too.
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target;
+    var msg = form.getAttribute && form.getAttribute("data-confirm");
+    if (msg && !form.hasAttribute("hx-post") && !window.confirm(msg)) evt.preventDefault();
+  }, true);
+})();

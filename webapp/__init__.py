@@ -1,0 +1,146 @@
+"""Lectern: create_app() wires config, extensions, blueprints and error handlers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+from flask import Flask, abort, g, request
+from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import config as config_module
+from . import errors, htmx, sessions
+from .extensions import csrf, db, limiter, login_manager, mail, migrate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("LECTERN_INSTANCE", os.path.join(ROOT, "instance")),
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder=os.path.join(ROOT, "static"),
+    )
+    if overrides is None or "LECTERN_ENV" not in overrides:
+        from dotenv import load_dotenv
+
+        load_dotenv(os.path.join(ROOT, ".env"))
+    app.config.update(config_module.load(app.instance_path, overrides))
+    app.config["PERMANENT_SESSION_LIFETIME"] = app.config["SESSION_REMEMBER_SECONDS"]
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_OPTIONS",
+        {
+            "socket_timeout": app.config["REDIS_SOCKET_TIMEOUT"],
+            "socket_connect_timeout": app.config["REDIS_SOCKET_TIMEOUT"],
+        }
+        if app.config["REDIS_URL"]
+        else {},
+    )
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config.get("REDIS_PREFIX", "lectern:"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if app.config["TRUSTED_PROXIES"]:
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
+    mail.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.request_loader(sessions.load_user)
+    login_manager.unauthorized_handler(_unauthorized)
+    app.extensions["lectern_session_store"] = sessions.make_store(app)
+    _sqlite_pragmas(app)
+
+    from .admin import bp as admin_bp
+    from .auth import bp as auth_bp
+    from .authoring import bp as authoring_bp
+    from .learning import bp as learning_bp
+    from .site import bp as site_bp
+    from .teaching import bp as teaching_bp
+
+    for bp in (site_bp, auth_bp, authoring_bp, learning_bp, teaching_bp, admin_bp):
+        app.register_blueprint(bp)
+
+    errors.register(app)
+    _hooks(app)
+
+    from . import cli
+
+    cli.register(app)
+    if app.config["OUTBOX_THREAD"] and os.environ.get("WERKZEUG_RUN_MAIN") == "true":
+        from .mail import start_worker
+
+        start_worker(app)
+    return app
+
+
+def _unauthorized():
+    if getattr(g, "store_unavailable", False):
+        abort(503)
+    from flask import url_for
+
+    from .auth.routes import safe_next
+
+    target = url_for("auth.login", next=safe_next(request.full_path.rstrip("?")))
+    return htmx.hx_redirect(target)
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    with app.app_context():
+
+        @event.listens_for(db.engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+
+
+def _hooks(app: Flask) -> None:
+    @app.before_request
+    def _request_id():
+        g.request_id = secrets.token_hex(6)
+
+    @app.context_processor
+    def _template_globals():
+        return {"request_id": getattr(g, "request_id", "-")}
+
+    @app.after_request
+    def _headers(response):
+        h = response.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "same-origin")
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        h.setdefault("X-Frame-Options", "DENY")
+        h["X-Request-ID"] = getattr(g, "request_id", "-")
+        user = g.get("_login_user")
+        if user is not None and user.is_authenticated:
+            h["Cache-Control"] = "no-store"
+        response.vary.add("Cookie")
+        return htmx.add_vary(response)
+
+    @app.teardown_appcontext
+    def _shutdown_session(exc):
+        if exc is not None:
+            db.session.rollback()
+
+    # `current_user` in templates is Flask-Login's; keep a name for role checks.
+    app.jinja_env.globals["current_user"] = current_user

@@ -1,0 +1,7 @@
+"""Blueprint `admin`."""
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__)
+
+from . import routes  # noqa: E402,F401 - registers the views

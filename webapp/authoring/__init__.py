@@ -1,0 +1,7 @@
+"""Blueprint `authoring`."""
+
+from flask import Blueprint
+
+bp = Blueprint("authoring", __name__)
+
+from . import routes  # noqa: E402,F401 - registers the views

@@ -1,0 +1,129 @@
+"""Settings from the environment (and .env); refuses unsafe production settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+WEAK_KEYS = {"", "dev", "changeme", "change-me", "secret", "development", "test"}
+
+
+class ConfigError(RuntimeError):
+    """A setting makes the app unsafe or unusable; the message says which in one line."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def normalise_database_url(url: str) -> str:
+    """Map legacy PostgreSQL URLs onto the psycopg 3 driver."""
+    for legacy in (
+        "postgresql+asyncpg://",
+        "postgresql+psycopg2://",
+        "postgresql://",
+        "postgres://",
+    ):
+        if url.startswith(legacy):
+            log.warning("DATABASE_URL uses %s; using postgresql+psycopg:// instead", legacy)
+            return "postgresql+psycopg://" + url[len(legacy) :]
+    return url
+
+
+def _dev_secret_key(instance: Path) -> str:
+    """A random key made once and kept in instance/ so sessions survive restarts."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load(instance_path: str, overrides: dict | None = None) -> dict:
+    """Build the Flask config from the environment, then apply overrides (tests)."""
+    overrides = overrides or {}
+    env = overrides.get("LECTERN_ENV", os.environ.get("LECTERN_ENV", "development"))
+    if env not in {"development", "production", "testing"}:
+        raise ConfigError(f"LECTERN_ENV must be development, production or testing, not {env!r}")
+    production = env == "production"
+    instance = Path(instance_path)
+
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'lectern.sqlite'}"
+    secret_key = os.environ.get("SECRET_KEY", "")
+    if not secret_key and not production and "SECRET_KEY" not in overrides:
+        secret_key = _dev_secret_key(instance)
+
+    cfg: dict = {
+        "LECTERN_ENV": env,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        "REDIS_SOCKET_TIMEOUT": float(os.environ.get("REDIS_SOCKET_TIMEOUT", "0.5")),
+        "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
+        "MAIL_PORT": _int("MAIL_PORT", 25),
+        "MAIL_USE_TLS": _bool(os.environ.get("MAIL_USE_TLS"), False),
+        "MAIL_USE_SSL": _bool(os.environ.get("MAIL_USE_SSL"), False),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
+        "MAIL_DEFAULT_SENDER": os.environ.get(
+            "MAIL_DEFAULT_SENDER", "Lectern <no-reply@localhost>"
+        ),
+        "MAIL_TIMEOUT": float(os.environ.get("MAIL_TIMEOUT", "10")),
+        "OUTBOX_THREAD": _bool(os.environ.get("OUTBOX_THREAD"), env == "development"),
+        "SESSION_COOKIE_SECURE": _bool(os.environ.get("SESSION_COOKIE_SECURE"), production),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": os.environ.get(
+            "SESSION_COOKIE_NAME", "__Host-lectern" if production else "lectern"
+        ),
+        "SESSION_IDLE_SECONDS": _int("SESSION_IDLE_SECONDS", 2 * 3600),
+        "SESSION_MAX_SECONDS": _int("SESSION_MAX_SECONDS", 12 * 3600),
+        "SESSION_REMEMBER_SECONDS": _int("SESSION_REMEMBER_SECONDS", 30 * 24 * 3600),
+        "ACTIVATION_MAX_SECONDS": _int("ACTIVATION_MAX_SECONDS", 48 * 3600),
+        "RESET_MAX_SECONDS": _int("RESET_MAX_SECONDS", 3600),
+        "EMAIL_CHANGE_MAX_SECONDS": _int("EMAIL_CHANGE_MAX_SECONDS", 48 * 3600),
+        "LOGIN_LIMIT_ACCOUNT": os.environ.get("LOGIN_LIMIT_ACCOUNT", "10 per 15 minutes"),
+        "LOGIN_LIMIT_IP": os.environ.get("LOGIN_LIMIT_IP", "50 per 15 minutes"),
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "RATELIMIT_ENABLED": True,
+        "TESTING": env == "testing",
+    }
+    cfg.update(overrides)
+    if production:
+        check_production(cfg)
+    return cfg
+
+
+def check_production(cfg: dict) -> None:
+    key = cfg.get("SECRET_KEY") or ""
+    if not key:
+        raise ConfigError("SECRET_KEY is not set; production needs a random key of 32+ characters")
+    if key.lower() in WEAK_KEYS or len(key) < 32 or len(set(key)) < 10:
+        raise ConfigError("SECRET_KEY is weak; use a random key of 32+ characters")
+    if not cfg.get("SESSION_COOKIE_SECURE"):
+        raise ConfigError("SESSION_COOKIE_SECURE is off; production cookies must be Secure (HTTPS)")
+    if not str(cfg.get("BASE_URL", "")).startswith("https://"):
+        raise ConfigError("BASE_URL must start with https:// in production")

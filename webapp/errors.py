@@ -1,0 +1,91 @@
+"""Error pages for 400/403/404/405/413/429/500/503: friendly, htmx-aware, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from flask import g, make_response, render_template
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+from .extensions import db
+from .htmx import is_htmx
+from .sessions import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: ("Bad request", "The request could not be understood. Reload the page and try again."),
+    403: ("Not allowed", "You do not have permission to do that."),
+    404: ("Not found", "There is nothing here. The link may be old, or the page was removed."),
+    405: ("Method not allowed", "That action cannot be done this way."),
+    413: ("Too large", "What you sent is larger than Lectern accepts."),
+    429: ("Too many attempts", "Please wait a little and try again."),
+    500: ("Something went wrong", "An error on our side stopped this request. Nothing was saved."),
+    503: (
+        "Temporarily unavailable",
+        "Lectern cannot reach a service it needs right now. Please try again in a minute.",
+    ),
+}
+
+
+def render_error(code: int, detail: str | None = None, retry_after: int | None = None):
+    title, message = MESSAGES.get(code, MESSAGES[500])
+    ctx = {
+        "code": code,
+        "title": title,
+        "message": detail or message,
+        "request_id": getattr(g, "request_id", "-"),
+        "retry_after": retry_after,
+    }
+    template = "errors/fragment.html" if is_htmx() else "errors/page.html"
+    resp = make_response(render_template(template, **ctx), code)
+    if retry_after:
+        resp.headers["Retry-After"] = str(retry_after)
+    return resp
+
+
+def register(app) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code is None or exc.code < 400:
+            return exc
+        retry = None
+        if exc.code == 429:
+            retry = _retry_seconds()
+        detail = None
+        if exc.code in (400, 403) and exc.description and getattr(exc, "show_detail", False):
+            detail = exc.description
+        resp = render_error(exc.code, detail, retry)
+        if exc.code == 405 and exc.valid_methods:
+            resp.headers["Allow"] = ", ".join(exc.valid_methods)
+        return resp
+
+    @app.errorhandler(StoreUnavailable)
+    @app.errorhandler(redis.RedisError)
+    def store_down(exc):
+        log.error("session store unavailable: %s", exc)
+        db.session.rollback()
+        return render_error(503, retry_after=30)
+
+    @app.errorhandler(Exception)
+    def server_error(exc):
+        if isinstance(exc, HTTPException):
+            return http_error(exc)
+        log.exception("unhandled error (request %s)", getattr(g, "request_id", "-"))
+        db.session.rollback()
+        return render_error(500)
+
+    app.register_error_handler(InternalServerError, server_error)
+    app.register_error_handler(ServiceUnavailable, http_error)
+
+
+def _retry_seconds() -> int:
+    """Seconds until the rate limit that refused this request resets (at least 1)."""
+    from .extensions import limiter
+
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, int(current.reset_at - time.time()))

@@ -1,0 +1,3 @@
+"""Teaching: roster, grading, gradebook."""
+
+from . import bp  # noqa: F401

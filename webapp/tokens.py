@@ -1,0 +1,57 @@
+"""One-purpose signed links: activation, invitation, password reset, email change.
+
+Each purpose has its own salt and lifetime, and each token is bound to the state it changes,
+so that it works once: an activation token names the address and is refused once the account is
+active; a reset token carries a digest of the current password hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+PURPOSES = {
+    "activate": "ACTIVATION_MAX_SECONDS",
+    "invite": "ACTIVATION_MAX_SECONDS",
+    "reset": "RESET_MAX_SECONDS",
+    "email-change": "EMAIL_CHANGE_MAX_SECONDS",
+}
+
+
+class TokenError(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason  # "expired" or "invalid"
+
+
+def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    if purpose not in PURPOSES:
+        raise ValueError(purpose)
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"lectern-{purpose}")
+
+
+def password_digest(password_hash: str | None) -> str:
+    """A short keyed digest of the password hash, so a reset link dies when the hash changes."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, (password_hash or "").encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def make(purpose: str, **claims) -> str:
+    return _serializer(purpose).dumps(claims)
+
+
+def read(purpose: str, token: str) -> dict:
+    """The claims of a valid token of this purpose; TokenError otherwise."""
+    max_age = current_app.config[PURPOSES[purpose]]
+    try:
+        claims = _serializer(purpose).loads(token, max_age=max_age)
+    except SignatureExpired as exc:
+        raise TokenError("expired") from exc
+    except (BadSignature, TypeError, ValueError) as exc:
+        raise TokenError("invalid") from exc
+    if not isinstance(claims, dict):
+        raise TokenError("invalid")
+    return claims
