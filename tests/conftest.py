@@ -31,10 +31,19 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 ON_REAL_SERVERS = DATABASE_URL.startswith("postgresql") and bool(REDIS_URL)
 
 
-def pytest_report_header(config):
+def _backends() -> str:
     db_kind = "postgresql" if DATABASE_URL.startswith("postgresql") else "sqlite"
     redis_kind = "redis" if REDIS_URL else "fakeredis"
     return f"lectern backends: database={db_kind} sessions={redis_kind}"
+
+
+def pytest_report_header(config):
+    return _backends()
+
+
+def pytest_terminal_summary(terminalreporter):
+    # Printed even with -q; .ci/run checks it to prove the suite ran on the real servers.
+    terminalreporter.write_line(_backends())
 
 
 def pytest_sessionstart(session):

@@ -312,3 +312,22 @@ def test_migrations_upgrade_and_match_models_on_sqlite(tmp_path):
             diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
         assert diff == []
         db.engine.dispose()
+
+
+def test_course_completion_sync(app, teacher, student):
+    from webapp.services.learning import sync_course_completion
+
+    course = make_course(teacher, sections=1, blocks=2)
+    blocks = course.sections[0].blocks
+    db.session.add(StudentCourse(student_id=student.id, course_id=course.id))
+    db.session.add(CompletedContentBlock(student_id=student.id, content_block_id=blocks[0].id))
+    db.session.commit()
+    sync_course_completion(course.id)
+    db.session.commit()
+    enrolment = db.session.query(StudentCourse).one()
+    assert not enrolment.completed and enrolment.completed_at is None
+    db.session.add(CompletedContentBlock(student_id=student.id, content_block_id=blocks[1].id))
+    sync_course_completion(course.id, student.id)
+    db.session.commit()
+    db.session.refresh(enrolment)
+    assert enrolment.completed and enrolment.completed_at is not None

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 
 from .extensions import db
 from .htmx import is_htmx
+from .services import Conflict, DomainError, Invalid, NotAllowed, NotFound
 from .sessions import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,13 @@ def register(app) -> None:
         log.error("session store unavailable: %s", exc)
         db.session.rollback()
         return render_error(503, retry_after=30)
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        # Fallback for domain errors a route did not turn into a form message itself.
+        db.session.rollback()
+        code = {NotFound: 404, NotAllowed: 403, Conflict: 409, Invalid: 422}.get(type(exc), 400)
+        return render_error(code, exc.message or None)
 
     @app.errorhandler(Exception)
     def server_error(exc):
