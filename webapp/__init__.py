@@ -79,11 +79,29 @@ def create_app(overrides: dict | None = None) -> Flask:
     from . import cli
 
     cli.register(app)
-    if app.config["OUTBOX_THREAD"] and os.environ.get("WERKZEUG_RUN_MAIN") == "true":
-        from .mail import start_worker
-
-        start_worker(app)
+    if app.config["OUTBOX_THREAD"]:
+        _outbox_thread_on_first_request(app)
     return app
+
+
+def _outbox_thread_on_first_request(app: Flask) -> None:
+    """Start the email worker thread in the process that serves requests (not a CLI command)."""
+    import threading
+
+    lock = threading.Lock()
+    started = False
+
+    @app.before_request
+    def _start_outbox_worker():
+        nonlocal started
+        if started:
+            return
+        with lock:
+            if not started:
+                from .mail import start_worker
+
+                start_worker(app)
+                started = True
 
 
 def _unauthorized():
