@@ -331,3 +331,45 @@ def test_course_completion_sync(app, teacher, student):
     db.session.commit()
     db.session.refresh(enrolment)
     assert enrolment.completed and enrolment.completed_at is not None
+
+
+@pytest.mark.parametrize("code", [400, 403, 429, 503])
+def test_error_pages_render_for_each_code(app, code):
+    from werkzeug.exceptions import abort
+
+    @app.get(f"/fail-{code}")
+    def fail():
+        abort(code)
+
+    client = app.test_client()
+    page = client.get(f"/fail-{code}")
+    assert page.status_code == code and "<html" in page.get_data(as_text=True)
+    assert page.headers["X-Request-ID"] in page.get_data(as_text=True)
+    fragment = client.get(f"/fail-{code}", headers={"HX-Request": "true"})
+    assert fragment.status_code == code and "<html" not in fragment.get_data(as_text=True)
+
+
+def test_missing_csrf_token_is_refused(app, student):
+    from tests.conftest import login_as
+
+    app.config["WTF_CSRF_ENABLED"] = True
+    client = app.test_client()
+    login_as(client, student)
+    resp = client.post("/logout")
+    assert resp.status_code == 400
+    assert client.get("/learn").status_code == 200  # still signed in
+
+
+def test_domain_errors_fall_back_to_status_pages(app):
+    from webapp.services import Conflict, NotAllowed, NotFound
+
+    cases = {"404": NotFound, "403": NotAllowed, "409": Conflict}
+
+    @app.get("/domain/<code>")
+    def domain(code):
+        raise cases[code]("Nope.")
+
+    client = app.test_client()
+    for code in cases:
+        resp = client.get(f"/domain/{code}")
+        assert resp.status_code == int(code) and "Nope." in resp.get_data(as_text=True)
