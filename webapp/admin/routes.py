@@ -1,12 +1,240 @@
-"""Administration of users."""
+"""Administration of users: the users table, row and bulk actions, detail, deletion, audit log.
 
-from flask import render_template
+Every view is behind ``admin_required`` (others: 404). Row actions answer an htmx request aimed
+at the row (``HX-Target: user-<id>``) with the row partial, and anything else with a 303.
+"""
 
+from __future__ import annotations
+
+import json
+
+from flask import flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
+
+from .. import htmx
+from ..extensions import client_ip, db
 from ..guards import admin_required
+from ..services import Conflict, Invalid, NotAllowed
+from ..services import users as svc
 from . import bp
+from .forms import AuditSearchForm, BulkForm, NewUserForm, RoleForm, TransferForm, UserSearchForm
+
+ROW_ACTIONS = {
+    "deactivate": (svc.deactivate, "Deactivated; their sessions have ended."),
+    "reactivate": (svc.reactivate, "Reactivated."),
+    "activate": (svc.activate, "Activated."),
+    "end-sessions": (svc.end_sessions, "All their sessions have ended."),
+    "send-reset": (svc.send_reset, "Password reset link sent."),
+    "send-activation": (svc.send_activation, "Activation link sent."),
+}
+
+
+def _back(default: str) -> str:
+    """Where a plain form returns to: a local /admin/ path from the form, else ``default``."""
+    target = request.form.get("back", "")
+    if target.startswith("/admin/") and "\\" not in target and "//" not in target:
+        return target
+    return default
+
+
+def _announce(resp, message: str):
+    resp.headers["HX-Trigger"] = json.dumps({"announce": message})
+    return resp
+
+
+def _filter_from_args() -> svc.UserFilter:
+    args = request.args
+    return svc.UserFilter(
+        q=args.get("q", ""),
+        role=args.get("role", ""),
+        status=args.get("status", ""),
+        sort=args.get("sort", ""),
+        direction=args.get("dir", ""),
+        page=args.get("page", 1, type=int) or 1,
+    )
 
 
 @bp.get("/admin/users")
 @admin_required
 def users():
-    return render_template("admin/users.html")
+    listing = svc.search_users(_filter_from_args())
+    form = UserSearchForm(request.args)
+    return htmx.page_or_fragment(
+        "admin/users.html",
+        "admin/partials/user_search_response.html",
+        ("user-results",),
+        listing=listing,
+        form=form,
+        bulk_form=BulkForm(),
+        role_form=RoleForm(),
+        back=request.full_path.rstrip("?"),
+    )
+
+
+def _row_response(user_id: int, run, message: str):
+    back = _back(url_for("admin.users"))
+    row_id = f"user-{user_id}"
+    try:
+        user = run()
+    except (Conflict, Invalid, NotAllowed) as exc:
+        db.session.rollback()
+        if htmx.targets(row_id):
+            user = svc.user_for_admin(user_id)
+            html = render_template(
+                "admin/partials/user_row.html", user=user, error=exc.message, back=back, focus=True
+            )
+            return _announce(make_response(html, 409), exc.message)
+        flash(exc.message, "error")
+        return redirect(back, code=303)
+    if htmx.targets(row_id):
+        html = render_template(
+            "admin/partials/user_row.html", user=user, note=message, back=back, focus=True
+        )
+        return _announce(make_response(html), f"{user.email}: {message}")
+    flash(f"{user.email}: {message}", "success")
+    return redirect(back, code=303)
+
+
+_ACTION_RULE = "<any(" + ", ".join(f"'{a}'" for a in ROW_ACTIONS) + "):action>"
+
+
+@bp.post(f"/admin/users/<int:user_id>/{_ACTION_RULE}")
+@admin_required
+def user_action(user_id: int, action: str):
+    run, message = ROW_ACTIONS[action]
+    return _row_response(user_id, lambda: run(current_user, user_id, client_ip()), message)
+
+
+@bp.post("/admin/users/<int:user_id>/role")
+@admin_required
+def change_role(user_id: int):
+    form = RoleForm()
+    if not form.validate():
+        raise Invalid("Choose a role.")
+    role = form.role.data
+    return _row_response(
+        user_id,
+        lambda: svc.change_role(current_user, user_id, role, client_ip()),
+        f"Role is now {role}.",
+    )
+
+
+@bp.route("/admin/users/new", methods=["GET", "POST"])
+@admin_required
+def new_user():
+    form = NewUserForm()
+    if form.validate_on_submit():
+        try:
+            user = svc.create_user(
+                current_user, form.email.data, form.name.data, form.role.data, client_ip()
+            )
+        except Invalid as exc:
+            db.session.rollback()
+            getattr(form, exc.field or "email").errors.append(exc.message)
+        else:
+            flash(f"{user.email} was invited by email to set a password.", "success")
+            return redirect(url_for("admin.user_detail", user_id=user.id), code=303)
+    status = 422 if form.errors else 200
+    return render_template("admin/new_user.html", form=form), status
+
+
+@bp.post("/admin/users/bulk")
+@admin_required
+def bulk():
+    form = BulkForm()
+    ids = [int(i) for i in request.form.getlist("user_ids") if i.isdigit()]
+    selected = svc.users_by_ids(ids)
+    back = _back(url_for("admin.users"))
+    if form.validate() and selected and form.confirm.data == "yes":
+        count = svc.bulk(current_user, [u.id for u in selected], form.action.data, client_ip())
+        label = svc.BULK_ACTIONS[form.action.data]
+        flash(f"{label}: {count} of {len(selected)} selected users changed.", "success")
+        return redirect(back, code=303)
+    error = None
+    if not selected:
+        error = "Select at least one user."
+    elif not form.action.data:
+        error = "Choose an action."
+    status = 422 if error else 200
+    label = svc.BULK_ACTIONS.get(form.action.data or "", "")
+    ctx = {"form": form, "selected": selected, "error": error, "back": back, "bulk_label": label}
+    return htmx.page_or_fragment(
+        "admin/bulk_confirm.html", "admin/partials/bulk_confirm.html", ("bulk-panel",), **ctx
+    ), status
+
+
+@bp.get("/admin/users/<int:user_id>")
+@admin_required
+def user_detail(user_id: int):
+    overview = svc.user_overview(user_id)
+    return render_template(
+        "admin/user_detail.html",
+        o=overview,
+        user=overview.user,
+        role_form=RoleForm(role=overview.user.role),
+        back=url_for("admin.user_detail", user_id=user_id),
+    )
+
+
+@bp.post("/admin/users/<int:user_id>/sessions/end")
+@admin_required
+def end_session(user_id: int):
+    jti = request.form.get("jti", "")
+    svc.end_session(current_user, user_id, jti, client_ip())
+    flash("That session has ended.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user_id), code=303)
+
+
+@bp.route("/admin/users/<int:user_id>/delete", methods=["GET", "POST"])
+@admin_required
+def delete_user(user_id: int):
+    user = svc.user_for_admin(user_id)
+    if request.method == "POST":
+        email = svc.delete_user(current_user, user_id, client_ip())
+        flash(f"{email} was deleted.", "success")
+        return redirect(url_for("admin.users"), code=303)
+    impact = svc.deletion_impact(user)
+    return render_template(
+        "admin/delete_user.html", user=user, impact=impact, transfer_form=TransferForm()
+    )
+
+
+@bp.post("/admin/users/<int:user_id>/transfer")
+@admin_required
+def transfer_courses(user_id: int):
+    user = svc.user_for_admin(user_id)
+    form = TransferForm()
+    if form.validate():
+        try:
+            count = svc.transfer_courses(current_user, user_id, form.to_email.data, client_ip())
+        except Invalid as exc:
+            db.session.rollback()
+            form.to_email.errors.append(exc.message)
+        else:
+            flash(f"{count} courses now belong to {form.to_email.data.lower()}.", "success")
+            return redirect(url_for("admin.delete_user", user_id=user_id), code=303)
+    impact = svc.deletion_impact(user)
+    html = render_template("admin/delete_user.html", user=user, impact=impact, transfer_form=form)
+    return html, 422
+
+
+@bp.get("/admin/audit")
+@admin_required
+def audit():
+    form = AuditSearchForm(request.args)
+    form.action.choices = [SelectChoice("", "Any action")] + [
+        SelectChoice(a) for a in svc.audit_actions()
+    ]
+    log = svc.audit_log(
+        request.args.get("q", ""),
+        request.args.get("action", ""),
+        request.args.get("before", type=int),
+    )
+    return htmx.page_or_fragment(
+        "admin/audit.html",
+        "admin/partials/audit_search_response.html",
+        ("audit-results",),
+        log=log,
+        form=form,
+    )

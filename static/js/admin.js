@@ -1,0 +1,32 @@
+// Administration: "select all" for the bulk actions and a live count of the selection.
+// Everything works without this file (each row checkbox is a plain form control).
+(function () {
+  "use strict";
+
+  function boxes() {
+    return Array.prototype.slice.call(document.querySelectorAll("input.row-select"));
+  }
+
+  function refresh() {
+    var all = document.getElementById("select-all");
+    var count = document.getElementById("bulk-count");
+    var list = boxes();
+    var checked = list.filter(function (b) { return b.checked; }).length;
+    if (all) {
+      all.hidden = list.length === 0;
+      all.checked = list.length > 0 && checked === list.length;
+      all.indeterminate = checked > 0 && checked < list.length;
+    }
+    if (count) count.textContent = checked ? checked + " selected" : "";
+  }
+
+  document.addEventListener("change", function (evt) {
+    var el = evt.target;
+    if (el.id === "select-all") {
+      boxes().forEach(function (b) { b.checked = el.checked; });
+    }
+    if (el.id === "select-all" || el.classList.contains("row-select")) refresh();
+  });
+  document.addEventListener("htmx:afterSettle", refresh);
+  document.addEventListener("DOMContentLoaded", refresh);
+})();
