@@ -287,11 +287,25 @@ def current_jti() -> str | None:
     return getattr(g, "session_jti", None)
 
 
+def reissue(user) -> None:
+    """Re-sign the current session's token with the user's new epoch (same jti, same
+    "keep me signed in" choice) after this session ended all the others."""
+    from flask import session
+
+    payload = verify(session.get(AUTH_KEY) or "")
+    if payload is None or payload["sub"] != user.id:
+        return
+    session[AUTH_KEY] = sign(user.id, payload["jti"], user.session_epoch, bool(payload.get("rem")))
+
+
 def end_current() -> None:
     """Log out: delete the live session and clear the cookie."""
     from flask import session
 
     jti = current_jti()
+    if jti is None:  # the user was not loaded in this request: read the cookie's token
+        payload = verify(session.get(AUTH_KEY) or "")
+        jti = payload["jti"] if payload else None
     if jti:
         store().delete(jti)
     session.clear()

@@ -1,22 +1,43 @@
-"""Sign-in, sign-out and the account pages."""
+"""Sign-up, activation, sign-in and out, password reset, the account and its sessions."""
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import (
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required
 
-from .. import sessions
-from ..extensions import client_ip
-from ..htmx import hx_redirect
-from ..services import accounts
+from .. import sessions, tokens
+from ..extensions import client_ip, limiter
+from ..htmx import hx_redirect, targets
+from ..services import Invalid, NotAllowed, NotFound, accounts
 from ..site import home_endpoint
 from . import bp
-from .forms import LoginForm
+from .forms import (
+    ChangeEmailForm,
+    ChangePasswordForm,
+    DeleteAccountForm,
+    EmailOnlyForm,
+    LoginForm,
+    NameForm,
+    NewPasswordForm,
+    SignupForm,
+)
 
 _UNSAFE = re.compile(r"[\x00-\x20\\]")
+RESET_KEY = "reset_token"
+INVITE_KEY = "invite_token"
 
 
 def safe_next(target: str | None) -> str | None:
@@ -29,12 +50,59 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
+def _form_email() -> str:
+    return accounts.normalise_email(request.form.get("email", ""))[:254]
+
+
+def _failed(response) -> bool:
+    return response.status_code == 422
+
+
+def _lockout(request_limit) -> None:
+    accounts.record_lockout(_form_email(), client_ip())
+
+
+def _cfg(name: str, default: str):
+    return lambda: current_app.config.get(name, default)
+
+
+# Per IP and per account; only failed attempts count. The IP is the socket's peer unless
+# TRUSTED_PROXIES says how many X-Forwarded-For hops to believe (ProxyFix).
+login_ip_limit = limiter.limit(
+    _cfg("LOGIN_LIMIT_IP", "50 per 15 minutes"), methods=["POST"], deduct_when=_failed
+)
+login_account_limit = limiter.limit(
+    _cfg("LOGIN_LIMIT_ACCOUNT", "10 per 15 minutes"),
+    key_func=lambda: "account:" + _form_email(),
+    methods=["POST"],
+    deduct_when=_failed,
+    on_breach=_lockout,
+)
+# Forms that send email: per IP, and per address so nobody can flood one inbox.
+email_ip_limit = limiter.limit(_cfg("EMAIL_LIMIT_IP", "30 per hour"), methods=["POST"])
+email_address_limit = limiter.limit(
+    _cfg("EMAIL_LIMIT_ADDRESS", "5 per hour"),
+    key_func=lambda: "address:" + _form_email(),
+    methods=["POST"],
+)
+
+
+def _render(template: str, status: int = 200, **ctx):
+    return make_response(render_template(template, **ctx), status)
+
+
+# --- log in and out -------------------------------------------------------------------------
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@login_ip_limit
+@login_account_limit
 def login():
     if current_user.is_authenticated:
         return redirect(url_for(home_endpoint(current_user)), code=303)
     form = LoginForm()
     next_url = safe_next(request.values.get("next"))
+    notice = None
     if form.validate_on_submit():
         result = accounts.authenticate(form.email.data, form.password.data)
         ip = client_ip()
@@ -42,11 +110,17 @@ def login():
             sessions.start(result.user, form.remember.data, ip, request.user_agent.string)
             accounts.record_login(result.user, ip)
             return hx_redirect(next_url or url_for(home_endpoint(result.user)))
-        accounts.record_login_failure(form.email.data, result.user, ip)
-        form.password.errors.append("That email and password do not match an active account.")
-    return render_template("auth/login.html", form=form, next_url=next_url), (
-        422 if form.is_submitted() else 200
-    )
+        if result.outcome == "pending":
+            accounts.record_pending_login(result.user, ip)
+            notice = (
+                "Your account is not activated yet. We have sent you a new activation link: "
+                "open it, then log in."
+            )
+        else:
+            accounts.record_login_failure(form.email.data, result.user, ip)
+            form.password.errors.append("That email and password do not match an active account.")
+    status = 422 if form.is_submitted() else 200
+    return _render("auth/login.html", status, form=form, next_url=next_url, notice=notice)
 
 
 @bp.post("/logout")
@@ -57,19 +131,377 @@ def logout():
     return hx_redirect(url_for("site.home"))
 
 
-@bp.get("/signup")
+# --- sign up and activate -------------------------------------------------------------------
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@email_ip_limit
+@email_address_limit
 def signup():
-    return render_template("auth/placeholder.html", title="Sign up")
+    if current_user.is_authenticated:
+        return redirect(url_for(home_endpoint(current_user)), code=303)
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            accounts.sign_up(
+                form.name.data, form.email.data, form.password.data, form.role.data, client_ip()
+            )
+        except Invalid as exc:
+            getattr(form, exc.field or "email").errors.append(exc.message)
+        else:
+            return redirect(url_for("auth.signup_sent"), code=303)
+    return _render("auth/signup.html", 422 if form.is_submitted() else 200, form=form)
 
 
-@bp.get("/password/forgot")
+@bp.post("/signup/validate/<field>")
+def validate_signup(field: str):
+    """Inline validation of one sign-up field as the user leaves it. Never says whether an
+    address is registered: only its form is checked."""
+    form = SignupForm(meta={"csrf": False})
+    if field not in ("name", "email", "password", "confirm"):
+        return _render("auth/partials/feedback.html", 404, field_id=field, errors=[])
+    target = getattr(form, field)
+    if target.data or field == "confirm":
+        target.validate(form)
+    if field == "confirm" and not form.confirm.data:
+        target.errors = []
+    return _render("auth/partials/feedback.html", field_id=target.id, errors=list(target.errors))
+
+
+@bp.get("/signup/sent")
+def signup_sent():
+    return _render("auth/sent.html", kind="signup")
+
+
+@bp.get("/activate/<token>")
+def activate(token: str):
+    try:
+        accounts.activate(token, client_ip())
+    except tokens.TokenError as exc:
+        return _link_problem("activate", exc.reason)
+    flash("Your account is active. Log in to start.", "success")
+    return redirect(url_for("auth.login"), code=303)
+
+
+@bp.route("/activate/resend", methods=["GET", "POST"])
+@email_ip_limit
+@email_address_limit
+def resend_activation():
+    form = EmailOnlyForm()
+    if form.validate_on_submit():
+        accounts.resend_activation(form.email.data)
+        return redirect(url_for("auth.resend_sent"), code=303)
+    return _render("auth/resend.html", 422 if form.is_submitted() else 200, form=form)
+
+
+@bp.get("/activate/sent")
+def resend_sent():
+    return _render("auth/sent.html", kind="activation")
+
+
+def _link_problem(purpose: str, reason: str):
+    """A clear page for a used, expired or broken link, with a form for a new one."""
+    return _render(
+        "auth/link_problem.html",
+        400 if reason == "invalid" else 410,
+        purpose=purpose,
+        reason=reason,
+        form=EmailOnlyForm(),
+    )
+
+
+# --- forgotten password ---------------------------------------------------------------------
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@email_ip_limit
+@email_address_limit
 def forgot_password():
-    return render_template("auth/placeholder.html", title="Forgot password")
+    form = EmailOnlyForm()
+    if form.validate_on_submit():
+        accounts.request_password_reset(form.email.data, client_ip())
+        return redirect(url_for("auth.forgot_sent"), code=303)
+    return _render("auth/forgot.html", 422 if form.is_submitted() else 200, form=form)
+
+
+@bp.get("/password/forgot/sent")
+def forgot_sent():
+    return _render("auth/sent.html", kind="reset")
+
+
+@bp.get("/password/reset/<token>")
+def reset_password_token(token: str):
+    """Keep the token in the session and move to a URL without it (no Referer leak)."""
+    session[RESET_KEY] = token
+    return redirect(url_for("auth.reset_password"), code=303)
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+def reset_password():
+    token = session.get(RESET_KEY, "")
+    try:
+        user = accounts.reset_user(token)
+    except tokens.TokenError as exc:
+        session.pop(RESET_KEY, None)
+        return _link_problem("reset", exc.reason if token else "invalid")
+    form = NewPasswordForm()
+    form._email = user.email
+    if form.validate_on_submit():
+        try:
+            accounts.reset_password(token, form.password.data, client_ip())
+        except tokens.TokenError as exc:
+            return _link_problem("reset", exc.reason)
+        except Invalid as exc:
+            form.password.errors.append(exc.message)
+        else:
+            session.pop(RESET_KEY, None)
+            sessions.end_current()
+            flash(
+                "Your password has been changed and every session was signed out. "
+                "Log in with the new password.",
+                "success",
+            )
+            return redirect(url_for("auth.login"), code=303)
+    status = 422 if form.is_submitted() else 200
+    return _render("auth/new_password.html", status, form=form, user=user, purpose="reset")
+
+
+@bp.get("/invite/<token>")
+def accept_invite(token: str):
+    session[INVITE_KEY] = token
+    return redirect(url_for("auth.set_password"), code=303)
+
+
+@bp.route("/invite", methods=["GET", "POST"])
+def set_password():
+    token = session.get(INVITE_KEY, "")
+    try:
+        user = accounts.invited_user(token)
+    except tokens.TokenError as exc:
+        session.pop(INVITE_KEY, None)
+        return _link_problem("invite", exc.reason if token else "invalid")
+    form = NewPasswordForm()
+    form._email = user.email
+    if form.validate_on_submit():
+        try:
+            accounts.accept_invitation(token, form.password.data, client_ip())
+        except tokens.TokenError as exc:
+            return _link_problem("invite", exc.reason)
+        except Invalid as exc:
+            form.password.errors.append(exc.message)
+        else:
+            session.pop(INVITE_KEY, None)
+            flash("Your password is set and your account is active. Log in to start.", "success")
+            return redirect(url_for("auth.login"), code=303)
+    status = 422 if form.is_submitted() else 200
+    return _render("auth/new_password.html", status, form=form, user=user, purpose="invite")
+
+
+# --- the account ----------------------------------------------------------------------------
+
+
+def _account_forms(**given):
+    forms = {
+        "name_form": NameForm(formdata=None, obj=current_user, prefix="profile"),
+        "password_form": ChangePasswordForm(formdata=None, prefix="pw"),
+        "email_form": ChangeEmailForm(formdata=None, prefix="em"),
+        "delete_form": DeleteAccountForm(formdata=None, prefix="del"),
+    }
+    forms.update(given)
+    return forms
+
+
+def _account_page(status: int = 200, **given):
+    return _render("auth/account.html", status, **_account_forms(**given))
+
+
+def _form_fragment(form_id: str, fragment: str, status: int, message: str | None, **ctx):
+    """htmx aimed at this form: the form's fragment (with a message announced); else None."""
+    if not targets(form_id):
+        return None
+    resp = _render(fragment, status, message=message, **ctx)
+    if message:
+        resp.headers["HX-Trigger"] = json.dumps({"announce": message})
+    return resp
 
 
 @bp.get("/account")
+@login_required
 def account():
-    if not current_user.is_authenticated:
-        return redirect(url_for("auth.login"))
-    flash("Account settings are coming.", "info")
-    return render_template("auth/placeholder.html", title="Account")
+    return _account_page()
+
+
+@bp.post("/account/name")
+@login_required
+def change_name():
+    form = NameForm(prefix="profile")
+    if form.validate_on_submit():
+        try:
+            accounts.change_name(current_user, form.name.data)
+        except Invalid as exc:
+            form.name.errors.append(exc.message)
+        else:
+            flash("Your name is saved.", "success")
+            return redirect(url_for("auth.account"), code=303)
+    return _account_page(422, name_form=form)
+
+
+@bp.post("/account/password")
+@login_required
+def change_password():
+    form = ChangePasswordForm(prefix="pw")
+    form._email = current_user.email
+    message = None
+    if form.validate_on_submit():
+        try:
+            accounts.change_password(
+                current_user,
+                form.current_password.data,
+                form.new_password.data,
+                sessions.current_jti(),
+                client_ip(),
+            )
+        except Invalid as exc:
+            getattr(form, exc.field or "new_password").errors.append(exc.message)
+        else:
+            sessions.reissue(current_user)
+            message = "Your password is changed. Your other sessions were signed out."
+            form = ChangePasswordForm(formdata=None, prefix="pw")
+    status = 422 if form.errors else 200
+    fragment = _form_fragment(
+        "password-form", "auth/partials/password_form.html", status, message, password_form=form
+    )
+    if fragment is not None:
+        return fragment
+    if message:
+        flash(message, "success")
+        return redirect(url_for("auth.account"), code=303)
+    return _account_page(422, password_form=form)
+
+
+@bp.post("/account/email")
+@login_required
+def change_email():
+    form = ChangeEmailForm(prefix="em")
+    message = None
+    if form.validate_on_submit():
+        try:
+            accounts.request_email_change(
+                current_user, form.email.data, form.password.data, client_ip()
+            )
+        except Invalid as exc:
+            getattr(form, exc.field or "email").errors.append(exc.message)
+        else:
+            message = "We have sent a confirmation link to the new address. Open it to finish."
+            form = ChangeEmailForm(formdata=None, prefix="em")
+    status = 422 if form.errors else 200
+    fragment = _form_fragment(
+        "email-form", "auth/partials/email_form.html", status, message, email_form=form
+    )
+    if fragment is not None:
+        return fragment
+    if message:
+        flash(message, "success")
+        return redirect(url_for("auth.account"), code=303)
+    return _account_page(422, email_form=form)
+
+
+@bp.get("/account/email/confirm/<token>")
+def confirm_email(token: str):
+    try:
+        accounts.confirm_email_change(token, client_ip())
+    except tokens.TokenError as exc:
+        return _render(
+            "auth/email_problem.html", 410 if exc.reason != "invalid" else 400, reason=exc.reason
+        )
+    flash("Your email address is changed. Use the new one to log in.", "success")
+    target = "auth.account" if current_user.is_authenticated else "auth.login"
+    return redirect(url_for(target), code=303)
+
+
+@bp.post("/account/delete")
+@login_required
+def delete_account():
+    form = DeleteAccountForm(prefix="del")
+    if form.validate_on_submit():
+        try:
+            accounts.delete_account(current_user, form.password.data, client_ip())
+        except Invalid as exc:
+            form.password.errors.append(exc.message)
+        except NotAllowed as exc:
+            form.password.errors.append(exc.message)
+        else:
+            session.clear()
+            flash("Your account and everything in it has been deleted.", "info")
+            return redirect(url_for("site.home"), code=303)
+    return _account_page(422, delete_form=form)
+
+
+# --- sessions -------------------------------------------------------------------------------
+
+
+@bp.get("/account/sessions", endpoint="sessions")
+@login_required
+def sessions_page():
+    return _render(
+        "auth/sessions.html",
+        live=accounts.list_sessions(current_user),
+        current_jti=sessions.current_jti(),
+        sid=accounts.session_id,
+    )
+
+
+@bp.post("/account/sessions/<sid>/end")
+@login_required
+def end_session(sid: str):
+    try:
+        accounts.end_session(current_user, sid, sessions.current_jti(), client_ip())
+    except (NotFound, Invalid) as exc:
+        message = exc.message
+    else:
+        message = "Session ended."
+    if targets(f"session-{sid}"):
+        resp = make_response("", 200)  # the row goes
+        resp.headers["HX-Trigger"] = json.dumps({"announce": message})
+        return resp
+    flash(message, "success" if message == "Session ended." else "info")
+    return redirect(url_for("auth.sessions"), code=303)
+
+
+@bp.post("/account/sessions/end-others")
+@login_required
+def end_other_sessions():
+    count = accounts.end_other_sessions(current_user, sessions.current_jti(), client_ip())
+    sessions.reissue(current_user)
+    flash(f"Signed out of {count} other session{'s' if count != 1 else ''}.", "success")
+    return redirect(url_for("auth.sessions"), code=303)
+
+
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("curl/", "curl"),
+)
+_SYSTEMS = (
+    ("Android", "Android"),
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+@bp.app_template_filter("device")
+def device(user_agent: str | None) -> str:
+    """A short human name for a User-Agent string: "Firefox on Windows"."""
+    ua = user_agent or ""
+    browser = next((name for key, name in _BROWSERS if key in ua), None)
+    system = next((name for key, name in _SYSTEMS if key in ua), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or (ua[:40] if ua else "Unknown device")
