@@ -64,7 +64,7 @@ def like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
-# --- the users table ---------------------------------------------------------------------------
+# --- the users table -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -171,7 +171,7 @@ def user_for_admin(user_id: int) -> User:
     return user
 
 
-# --- the last-admin rule -----------------------------------------------------------------------
+# --- the last-admin rule -------------------------------------------------------------------------
 
 
 def _ensure_admins_remain(removed_ids: set[int]) -> None:
@@ -204,7 +204,7 @@ def _drop_live_sessions(user_ids) -> None:
         store.delete_for_user(user_id)
 
 
-# --- row actions -------------------------------------------------------------------------------
+# --- row actions ---------------------------------------------------------------------------------
 
 
 def change_role(actor: User, user_id: int, role: str, ip: str) -> User:
@@ -331,7 +331,7 @@ def create_user(actor: User, email: str, name: str, role: str, ip: str) -> User:
     return user
 
 
-# --- bulk actions ------------------------------------------------------------------------------
+# --- bulk actions --------------------------------------------------------------------------------
 
 
 def users_by_ids(ids) -> list[User]:
@@ -389,7 +389,7 @@ def bulk(actor: User, ids, action: str, ip: str) -> int:
     return len(changed)
 
 
-# --- deletion and course transfer --------------------------------------------------------------
+# --- deletion and course transfer ----------------------------------------------------------------
 
 
 @dataclass
@@ -470,7 +470,7 @@ def transfer_courses(actor: User, user_id: int, to_email: str, ip: str) -> int:
     return result.rowcount
 
 
-# --- the user detail page ----------------------------------------------------------------------
+# --- the user detail page ------------------------------------------------------------------------
 
 
 @dataclass
@@ -535,7 +535,7 @@ def user_overview(user_id: int) -> UserOverview:
     return UserOverview(user, sessions.store().list_for_user(user.id), courses, enrolments, events)
 
 
-# --- the audit log -----------------------------------------------------------------------------
+# --- the audit log -------------------------------------------------------------------------------
 
 
 @dataclass

@@ -1,0 +1,734 @@
+"""Administration of users: access, the users table, row and bulk actions, the last-admin rule,
+new users, detail, deletion with course transfer, and the audit log."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from tests.conftest import login_as, make_course, make_user
+from webapp import sessions
+from webapp.extensions import db
+from webapp.models import (
+    AuditEvent,
+    CompletedContentBlock,
+    Course,
+    Role,
+    StudentCourse,
+    User,
+    utcnow,
+)
+from webapp.services import accounts
+from webapp.services import users as svc
+
+
+def hx(target: str) -> dict:
+    return {"HX-Request": "true", "HX-Target": target}
+
+
+def actions() -> list[str]:
+    return list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+
+
+def events(action: str) -> list[AuditEvent]:
+    return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+
+def fresh(user: User) -> User:
+    db.session.expire_all()
+    return db.session.get(User, user.id)
+
+
+def signed_in(client) -> bool:
+    """Whether ``client``'s session still works: the home page sends signed-in users onwards."""
+    return client.get("/").status_code == 303
+
+
+needs_mail_helpers = pytest.mark.skipif(
+    not all(
+        hasattr(accounts, name)
+        for name in ("send_activation_email", "send_password_reset_email", "send_invitation_email")
+    ),
+    reason="accounts.send_*_email helpers are not in webapp/services/accounts.py yet",
+)
+
+
+@pytest.fixture
+def admin_client(app, admin):
+    client = app.test_client()
+    login_as(client, admin)
+    return client
+
+
+# --- access: only admins, every page, fragment and action ----------------------------------------
+
+
+def _requests(victim: User, other: User) -> list[tuple[str, str, dict, dict]]:
+    v = victim.id
+    return [
+        ("get", "/admin/users", {}, {}),
+        ("get", "/admin/users?q=a", {}, hx("user-results")),
+        ("get", f"/admin/users/{v}", {}, {}),
+        ("get", f"/admin/users/{v}/delete", {}, {}),
+        ("get", "/admin/users/new", {}, {}),
+        ("get", "/admin/audit", {}, {}),
+        ("get", "/admin/audit?q=a", {}, hx("audit-results")),
+        ("post", f"/admin/users/{v}/role", {"role": "admin"}, hx(f"user-{v}")),
+        ("post", f"/admin/users/{v}/role", {"role": "admin"}, {}),
+        ("post", f"/admin/users/{v}/deactivate", {}, hx(f"user-{v}")),
+        ("post", f"/admin/users/{v}/deactivate", {}, {}),
+        ("post", f"/admin/users/{v}/end-sessions", {}, {}),
+        ("post", f"/admin/users/{v}/send-reset", {}, {}),
+        ("post", f"/admin/users/{v}/activate", {}, {}),
+        ("post", f"/admin/users/{v}/reactivate", {}, {}),
+        ("post", f"/admin/users/{v}/send-activation", {}, {}),
+        ("post", f"/admin/users/{v}/sessions/end", {"jti": "x"}, {}),
+        ("post", f"/admin/users/{v}/transfer", {"to_email": other.email}, {}),
+        ("post", f"/admin/users/{v}/delete", {}, {}),
+        (
+            "post",
+            "/admin/users/bulk",
+            {"user_ids": [v], "action": "deactivate", "confirm": "yes"},
+            {},
+        ),
+        ("post", "/admin/users/bulk", {"user_ids": [v], "action": "deactivate"}, hx("bulk-panel")),
+        ("post", "/admin/users/new", {"email": "n@example.com", "name": "N", "role": "admin"}, {}),
+    ]
+
+
+@pytest.mark.parametrize("role", [None, Role.STUDENT, Role.TEACHER])
+def test_only_admins_reach_admin_and_nothing_changes(app, client, admin, role):
+    victim = make_user(Role.TEACHER)
+    other = make_user(Role.TEACHER)
+    make_course(victim)
+    if role is not None:
+        login_as(client, make_user(role))
+    users_before = db.session.scalar(select(func.count()).select_from(User))
+    for method, url, data, headers in _requests(victim, other):
+        resp = getattr(client, method)(url, data=data, headers=headers)
+        if role is None:
+            assert resp.status_code in (204, 302, 303), (url, resp.status_code)
+            location = resp.headers.get("HX-Redirect") or resp.headers["Location"]
+            assert "/login" in location, url
+        else:
+            assert resp.status_code == 404, (url, resp.status_code)
+        assert "teacher" not in resp.text or resp.status_code == 404
+    v = fresh(victim)
+    assert (v.role, v.is_active, v.session_epoch) == ("teacher", True, 0)
+    assert db.session.scalar(select(func.count()).select_from(User)) == users_before
+    assert db.session.scalar(select(Course.user_id)) == victim.id
+    assert actions() == []
+
+
+# --- the users table -----------------------------------------------------------------------------
+
+
+def test_users_page_lists_users_with_their_columns(admin_client, admin):
+    make_user(Role.STUDENT, email="ada@school.org", name="Ada Lovelace")
+    make_user(Role.TEACHER, email="pending@school.org", name="Pat Pending", active=False)
+    resp = admin_client.get("/admin/users")
+    assert resp.status_code == 200
+    body = resp.text
+    assert '<tbody id="user-results">' in body and '<thead id="user-head">' in body
+    assert "ada@school.org" in body and "Ada Lovelace" in body
+    assert "Pending activation" in body and "Active" in body
+    assert 'hx-trigger="input changed delay:300ms, search, submit"' in body
+    assert 'hx-push-url="true"' in body
+    assert "Showing 1–3 of 3 users" in body
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+def test_search_fragment_is_the_tbody_with_head_and_pager_out_of_band(admin_client):
+    make_user(email="zed@school.org", name="Zed")
+    resp = admin_client.get("/admin/users?q=ZED", headers=hx("user-results"))
+    assert resp.status_code == 200
+    assert resp.text.lstrip().startswith('<tbody id="user-results">')
+    assert "<html" not in resp.text and "zed@school.org" in resp.text
+    assert '<thead id="user-head" hx-swap-oob="true">' in resp.text
+    assert '<div id="user-pager" class="pagination" hx-swap-oob="true">' in resp.text
+    assert "HX-Target" in resp.headers["Vary"]
+    # the same URL without the htmx target is the whole page (Back and reload work)
+    page = admin_client.get("/admin/users?q=ZED")
+    assert "<html" in page.text and 'value="ZED"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("lovelace", {"ada@school.org"}),  # name, case-insensitive
+        ("ADA@", {"ada@school.org"}),  # email, any case
+        ("school.org", {"ada@school.org", "bob_x@school.org", "cy%@school.org"}),
+        ("_", {"bob_x@school.org"}),  # LIKE wildcards are literal
+        ("%", {"cy%@school.org"}),
+        ("nobody", set()),
+    ],
+)
+def test_search_by_email_or_name(admin_client, q, expected):
+    make_user(email="ada@school.org", name="Ada Lovelace")
+    make_user(email="bob_x@school.org", name="Bob")
+    make_user(email="cy%@school.org", name="Cy")
+    page = svc.search_users(svc.UserFilter(q=q))
+    assert {u.email for u in page.users} == expected
+    resp = admin_client.get("/admin/users", query_string={"q": q}, headers=hx("user-results"))
+    for email in expected:
+        assert email in resp.text
+    if not expected:
+        assert "No users match" in resp.text
+
+
+def test_filters_by_role_and_status(admin_client, admin):
+    make_user(Role.TEACHER, email="t@school.org")
+    make_user(Role.STUDENT, email="p@school.org", active=False)
+    gone = make_user(Role.STUDENT, email="d@school.org")
+    gone.is_active = False
+    db.session.commit()
+
+    def emails(**args):
+        resp = admin_client.get("/admin/users", query_string=args, headers=hx("user-results"))
+        return {e for e in ("t@", "p@", "d@", admin.email) if e in resp.text}
+
+    assert emails(role="teacher") == {"t@"}
+    assert emails(status="pending") == {"p@"}
+    assert emails(status="deactivated") == {"d@"}
+    assert emails(status="active", role="admin") == {admin.email}
+    assert emails(role="superuser") == {"t@", "p@", "d@", admin.email}  # unknown: no filter
+
+
+@pytest.mark.parametrize("sort", ["email", "name", "role", "status", "created", "last_login"])
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_sort_by_each_column(admin_client, admin, sort, direction):
+    people = [
+        make_user(Role.TEACHER, email="c@x.org", name="Bea"),
+        make_user(Role.STUDENT, email="a@x.org", name="Cid", active=False),
+        make_user(Role.STUDENT, email="b@x.org", name="Al"),
+    ]
+    people[2].last_login_at = utcnow()
+    db.session.commit()
+    resp = admin_client.get(
+        "/admin/users", query_string={"sort": sort, "dir": direction, "q": "@x.org"}
+    )
+    assert resp.status_code == 200
+    shown = sorted(people, key=lambda u: resp.text.index(f">{u.email}<"))
+    key = {
+        "email": lambda u: (u.email, u.id),
+        "name": lambda u: (u.name, u.id),
+        "role": lambda u: (u.role, u.id),
+        "status": lambda u: ({"active": 0, "pending": 1}.get(u.status, 2), u.id),
+        "created": lambda u: (u.created_at, u.id),
+        "last_login": lambda u: (u.last_login_at is None, u.last_login_at or 0, u.id),
+    }[sort]
+    expected = sorted(people, key=key, reverse=direction == "desc")
+    if sort == "last_login":  # never-logged-in users come last both ways
+        logged = [u for u in expected if u.last_login_at]
+        expected = logged + sorted(
+            [u for u in people if not u.last_login_at],
+            key=lambda u: u.id,
+            reverse=direction == "desc",
+        )
+    assert [u.email for u in shown] == [u.email for u in expected]
+    assert 'aria-sort="' + ("ascending" if direction == "asc" else "descending") + '"' in resp.text
+
+
+def test_unknown_sort_and_page_are_bounded(admin_client):
+    assert admin_client.get("/admin/users?sort=password_hash&dir=sideways").status_code == 200
+    f = svc.UserFilter(sort="password_hash", direction="x", page=10**9)
+    assert (f.sort, f.direction, f.page) == ("created", "desc", svc.MAX_PAGE)
+    assert admin_client.get("/admin/users?page=100000000").status_code == 200
+
+
+def _bulk_users(n: int, prefix: str = "bulk") -> None:
+    now = utcnow()
+    db.session.execute(
+        insert(User),
+        [
+            {
+                "email": f"{prefix}{i:05d}@example.com",
+                "name": f"Person {i}",
+                "role": "student",
+                "is_active": True,
+                "activated_at": now,
+                "session_epoch": 0,
+                "created_at": now,
+            }
+            for i in range(n)
+        ],
+    )
+    db.session.commit()
+
+
+def test_pagination(admin_client):
+    _bulk_users(120)
+    first = admin_client.get("/admin/users?sort=email&dir=asc")
+    assert first.text.count('<tr id="user-') == svc.PAGE_SIZE
+    assert "Showing 1–50 of 121 users" in first.text and 'rel="next"' in first.text
+    third = admin_client.get("/admin/users?sort=email&dir=asc&page=3")
+    assert third.text.count('<tr id="user-') == 21
+    assert 'rel="prev"' in third.text and 'rel="next"' not in third.text
+    assert "bulk00119@example.com" in third.text
+
+
+def test_users_page_query_budget_does_not_grow(admin_client, count_queries):
+    _bulk_users(10, prefix="few")
+    with count_queries() as small:
+        assert admin_client.get("/admin/users").status_code == 200
+    _bulk_users(200, prefix="many")
+    for url in ("/admin/users", "/admin/users?q=many&sort=name", "/admin/users?status=active"):
+        with count_queries() as big:
+            assert admin_client.get(url).status_code == 200
+        assert big.count <= small.count <= 4, big.statements
+
+
+# --- row actions ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "start", "action_name", "check"),
+    [
+        ("deactivate", "active", "admin.deactivated", lambda u: u.status == "deactivated"),
+        ("reactivate", "deactivated", "admin.reactivated", lambda u: u.status == "active"),
+        ("activate", "pending", "admin.activated", lambda u: u.status == "active"),
+        ("end-sessions", "active", "admin.sessions_ended", lambda u: u.session_epoch == 1),
+    ],
+)
+@pytest.mark.parametrize("via_htmx", [True, False])
+def test_row_actions(app, admin_client, admin, action, start, action_name, check, via_htmx):
+    target = make_user(Role.STUDENT, active=start != "pending")
+    if start == "deactivated":
+        target.is_active = False
+        db.session.commit()
+    headers = hx(f"user-{target.id}") if via_htmx else {}
+    resp = admin_client.post(
+        f"/admin/users/{target.id}/{action}", data={"back": "/admin/users?q=x"}, headers=headers
+    )
+    if via_htmx:
+        assert resp.status_code == 200
+        assert resp.text.lstrip().startswith(f'<tr id="user-{target.id}"')
+        assert "announce" in resp.headers["HX-Trigger"] and 'class="row-note ok"' in resp.text
+        assert "data-autofocus" in resp.text
+    else:
+        assert resp.status_code == 303 and resp.headers["Location"] == "/admin/users?q=x"
+    assert check(fresh(target))
+    [event] = events(action_name)
+    assert (event.actor_id, event.target_user_id, event.ip) == (admin.id, target.id, "127.0.0.1")
+
+
+def test_back_must_be_an_admin_path(admin_client):
+    target = make_user()
+    resp = admin_client.post(
+        f"/admin/users/{target.id}/end-sessions", data={"back": "https://evil.example/admin/"}
+    )
+    assert resp.headers["Location"] == "/admin/users"
+
+
+def test_action_in_the_wrong_state_is_refused_in_the_row(admin_client):
+    target = make_user(Role.STUDENT)
+    resp = admin_client.post(f"/admin/users/{target.id}/activate", headers=hx(f"user-{target.id}"))
+    assert resp.status_code == 409 and 'role="alert"' in resp.text
+    assert "Only a pending account" in resp.text
+    plain = admin_client.post(f"/admin/users/{target.id}/reactivate")
+    assert plain.status_code == 303
+    assert actions() == []
+    assert admin_client.post("/admin/users/999999/deactivate").status_code == 404
+
+
+@pytest.mark.parametrize("via_htmx", [True, False])
+def test_change_role(admin_client, admin, via_htmx):
+    target = make_user(Role.STUDENT)
+    headers = hx(f"user-{target.id}") if via_htmx else {}
+    resp = admin_client.post(
+        f"/admin/users/{target.id}/role", data={"role": "teacher"}, headers=headers
+    )
+    assert resp.status_code == (200 if via_htmx else 303)
+    target = fresh(target)
+    assert target.role == "teacher" and target.session_epoch == 1
+    [event] = events("admin.role_changed")
+    assert event.details == {"old": "student", "new": "teacher"}
+    bad = admin_client.post(f"/admin/users/{target.id}/role", data={"role": "root"})
+    assert bad.status_code == 422 and fresh(target).role == "teacher"
+
+
+@pytest.mark.parametrize("action", ["deactivate", "role"])
+def test_role_change_and_deactivation_take_effect_on_the_next_request(app, admin_client, action):
+    target = make_user(Role.ADMIN)
+    theirs = app.test_client()
+    login_as(theirs, target)
+    login_as(app.test_client(), target)  # a second browser
+    assert theirs.get("/admin/users").status_code == 200
+    if action == "deactivate":
+        admin_client.post(f"/admin/users/{target.id}/deactivate")
+    else:
+        admin_client.post(f"/admin/users/{target.id}/role", data={"role": "student"})
+    assert sessions.store().list_for_user(target.id) == []
+    resp = theirs.get("/admin/users")
+    assert resp.status_code in (302, 303) and "/login" in resp.headers["Location"]
+    assert not signed_in(theirs)
+
+
+@needs_mail_helpers
+def test_send_reset_and_activation_emails(admin_client, admin, mailbox):
+    active = make_user(Role.STUDENT, email="active@school.org")
+    pending = make_user(Role.STUDENT, email="pending@school.org", active=False)
+    invited = make_user(Role.STUDENT, email="invited@school.org", active=False, password=None)
+    invited.password_hash = None
+    db.session.commit()
+    assert admin_client.post(f"/admin/users/{active.id}/send-reset").status_code == 303
+    assert admin_client.post(f"/admin/users/{pending.id}/send-activation").status_code == 303
+    assert admin_client.post(f"/admin/users/{invited.id}/send-activation").status_code == 303
+    for email in ("active@school.org", "pending@school.org", "invited@school.org"):
+        [msg] = mailbox.to(email)
+        assert "http://lectern.test/" in mailbox.text(msg)
+    assert actions() == ["admin.reset_sent", "admin.activation_sent", "admin.activation_sent"]
+    refused = admin_client.post(
+        f"/admin/users/{active.id}/send-activation", headers=hx(f"user-{active.id}")
+    )
+    assert refused.status_code == 409
+
+
+# --- the last-admin rule -------------------------------------------------------------------------
+
+
+def test_the_last_admin_cannot_demote_or_deactivate_themselves(admin_client, admin):
+    for url, data in (
+        (f"/admin/users/{admin.id}/role", {"role": "teacher"}),
+        (f"/admin/users/{admin.id}/deactivate", {}),
+    ):
+        resp = admin_client.post(url, data=data, headers=hx(f"user-{admin.id}"))
+        assert resp.status_code == 409
+        assert "without an active admin" in resp.text and "announce" in resp.headers["HX-Trigger"]
+        plain = admin_client.post(url, data=data)
+        assert plain.status_code == 303
+        assert "without an active admin" in admin_client.get("/admin/users").text
+    a = fresh(admin)
+    assert (a.role, a.is_active, a.session_epoch) == ("admin", True, 0)
+    assert actions() == []
+
+
+def test_last_active_admin_counts_only_active_admins(app, admin_client, admin):
+    other = make_user(Role.ADMIN)
+    # with two active admins, one may demote the other ...
+    assert admin_client.post(f"/admin/users/{other.id}/deactivate").status_code == 303
+    assert fresh(other).is_active is False
+    # ... and then the remaining one is the last: a deactivated admin does not count
+    resp = admin_client.post(f"/admin/users/{admin.id}/role", data={"role": "student"})
+    assert resp.status_code == 303 and fresh(admin).role == "admin"
+    with pytest.raises(svc.Conflict):
+        svc.deactivate(admin, admin.id, "")
+    db.session.rollback()
+
+
+def test_an_admin_may_step_down_while_another_remains(app, admin_client, admin):
+    make_user(Role.ADMIN)
+    resp = admin_client.post(f"/admin/users/{admin.id}/role", data={"role": "teacher"})
+    assert resp.status_code == 303 and fresh(admin).role == "teacher"
+    assert admin_client.get("/admin/users").status_code in (302, 303)  # signed out at once
+
+
+def test_bulk_cannot_remove_every_admin_and_changes_nothing(admin_client, admin):
+    other = make_user(Role.ADMIN)
+    student = make_user(Role.STUDENT)
+    for action in ("deactivate", "role:teacher"):
+        resp = admin_client.post(
+            "/admin/users/bulk",
+            data={"user_ids": [admin.id, other.id, student.id], "action": action, "confirm": "yes"},
+        )
+        assert resp.status_code == 409
+    for u in (admin, other, student):
+        u = fresh(u)
+        assert u.is_active and u.session_epoch == 0
+    assert fresh(student).role == "student" and actions() == []
+
+
+def test_the_last_admin_rule_locks_the_admins_on_postgresql(app, admin, count_queries):
+    other = make_user(Role.ADMIN)
+    with count_queries() as q:
+        svc.change_role(admin, other.id, "teacher", "")
+    locks = [s for s in q.statements if "FOR UPDATE" in s]
+    if db.engine.dialect.name == "postgresql":
+        assert locks, q.statements
+    else:
+        assert locks == []  # SQLite serialises writers itself
+
+
+# --- bulk actions --------------------------------------------------------------------------------
+
+
+def test_bulk_asks_for_confirmation_naming_the_count(admin_client):
+    people = [make_user(Role.STUDENT) for _ in range(3)]
+    data = {"user_ids": [u.id for u in people], "action": "deactivate", "back": "/admin/users"}
+    frag = admin_client.post("/admin/users/bulk", data=data, headers=hx("bulk-panel"))
+    assert frag.status_code == 200 and frag.text.lstrip().startswith('<div id="bulk-panel"')
+    assert "Deactivate: 3 users?" in frag.text and 'name="confirm" value="yes"' in frag.text
+    page = admin_client.post("/admin/users/bulk", data=data)
+    assert "<html" in page.text and "Deactivate: 3 users?" in page.text
+    assert all(fresh(u).is_active for u in people) and actions() == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"action": "deactivate"}, {"user_ids": ["1"], "action": ""}, {"user_ids": ["x"]}],
+)
+def test_bulk_needs_a_selection_and_an_action(admin_client, data):
+    resp = admin_client.post("/admin/users/bulk", data=data, headers=hx("bulk-panel"))
+    assert resp.status_code == 422 and 'role="alert"' in resp.text
+
+
+@pytest.mark.parametrize(
+    ("action", "check", "per_user"),
+    [
+        ("deactivate", lambda u: not u.is_active and u.session_epoch == 1, "admin.deactivated"),
+        ("role:teacher", lambda u: u.role == "teacher" and u.session_epoch == 1, None),
+        ("activate", lambda u: u.is_active, None),
+    ],
+)
+def test_bulk_applies_in_one_transaction(admin_client, admin, action, check, per_user):
+    people = [make_user(Role.STUDENT, active=action != "activate") for _ in range(3)]
+    resp = admin_client.post(
+        "/admin/users/bulk",
+        data={"user_ids": [u.id for u in people], "action": action, "confirm": "yes"},
+    )
+    assert resp.status_code == 303
+    assert all(check(fresh(u)) for u in people)
+    summary = events(f"admin.bulk_{action.replace(':', '_')}")
+    assert summary[0].details == {"selected": 3, "changed": 3}
+    if per_user:
+        assert len(events(per_user)) == 3
+    assert "3 of 3 selected users changed" in admin_client.get("/admin/users").text
+
+
+# --- new users -----------------------------------------------------------------------------------
+
+
+def test_new_user_form(admin_client):
+    resp = admin_client.get("/admin/users/new")
+    assert resp.status_code == 200
+    assert 'name="email"' in resp.text and 'name="role"' in resp.text
+    assert 'type="password"' not in resp.text  # admins never set passwords
+
+
+@needs_mail_helpers
+def test_new_user_is_invited_by_email(admin_client, admin, mailbox):
+    resp = admin_client.post(
+        "/admin/users/new", data={"email": "New@School.org", "name": " Nia ", "role": "teacher"}
+    )
+    assert resp.status_code == 303
+    user = accounts.find_by_email("new@school.org")
+    assert resp.headers["Location"] == f"/admin/users/{user.id}"
+    assert (user.name, user.role, user.status, user.password_hash) == (
+        "Nia",
+        "teacher",
+        "pending",
+        None,
+    )
+    [event] = events("admin.user_created")
+    assert event.target_user_id == user.id and event.details == {"role": "teacher"}
+    [msg] = mailbox.to("new@school.org")
+    assert "http://lectern.test/" in mailbox.text(msg)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"email": "taken@school.org", "name": "X", "role": "student"}, "already exists"),
+        ({"email": "not-an-email", "name": "X", "role": "student"}, "Invalid email"),
+        ({"email": "a@b.org", "name": "", "role": "student"}, "This field is required"),
+        ({"email": "a@b.org", "name": "X", "role": "root"}, "Not a valid choice"),
+    ],
+)
+def test_new_user_validation(admin_client, data, message):
+    make_user(email="taken@school.org")
+    count = db.session.scalar(select(func.count()).select_from(User))
+    resp = admin_client.post("/admin/users/new", data=data)
+    assert resp.status_code == 422 and message in resp.text
+    assert db.session.scalar(select(func.count()).select_from(User)) == count
+
+
+# --- user detail ---------------------------------------------------------------------------------
+
+
+def test_user_detail_shows_profile_sessions_courses_enrolments_and_events(
+    app, admin_client, admin, teacher
+):
+    student = make_user(Role.STUDENT, email="kim@school.org", name="Kim")
+    course = make_course(teacher, title="Algebra", sections=1, blocks=4)
+    db.session.add(StudentCourse(student_id=student.id, course_id=course.id))
+    block = course.sections[0].blocks[0]
+    db.session.add(CompletedContentBlock(student_id=student.id, content_block_id=block.id))
+    db.session.commit()
+    login_as(app.test_client(), student)
+    admin_client.post(f"/admin/users/{student.id}/role", data={"role": "teacher"})
+    login_as(app.test_client(), student)  # signed in again after the role change
+    resp = admin_client.get(f"/admin/users/{student.id}")
+    assert resp.status_code == 200
+    body = resp.text
+    assert "kim@school.org" in body and "Kim" in body
+    assert body.count("End this session") == 1
+    assert "Algebra" in body and "1 of 4 blocks" in body and '<progress max="4" value="1"' in body
+    assert "admin.role_changed" in body
+    owner = admin_client.get(f"/admin/users/{teacher.id}")
+    assert "Algebra" in owner.text and "Not enrolled" in owner.text
+    assert admin_client.get("/admin/users/999999").status_code == 404
+
+
+def test_end_one_session(app, admin_client, admin):
+    target = make_user(Role.STUDENT)
+    one, two = app.test_client(), app.test_client()
+    jti = login_as(one, target)
+    login_as(two, target)
+    resp = admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"jti": jti})
+    assert resp.status_code == 303
+    assert not signed_in(one) and signed_in(two)
+    [event] = events("admin.session_ended")
+    assert jti not in str(event.details) and event.target_user_id == target.id
+    again = admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"jti": jti})
+    assert again.status_code == 404
+    # a session of someone else cannot be ended through this user
+    other = make_user()
+    theirs = login_as(app.test_client(), other)
+    resp = admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"jti": theirs})
+    assert resp.status_code == 404 and len(sessions.store().list_for_user(other.id)) == 1
+
+
+# --- deletion and course transfer ----------------------------------------------------------------
+
+
+def test_delete_is_refused_while_the_user_owns_courses(admin_client, teacher, other_teacher):
+    make_course(teacher, title="Biology")
+    make_course(teacher, title="Chemistry")
+    page = admin_client.get(f"/admin/users/{teacher.id}/delete")
+    assert "owns 2 courses" in page.text and 'name="to_email"' in page.text
+    assert "Biology" in page.text
+    resp = admin_client.post(f"/admin/users/{teacher.id}/delete")
+    assert resp.status_code == 409 and fresh(teacher) is not None
+    assert actions() == []
+
+
+@pytest.mark.parametrize("to", ["student", "self", "nobody", "inactive"])
+def test_transfer_needs_another_active_teacher(admin_client, teacher, to):
+    make_course(teacher)
+    emails = {
+        "student": make_user(Role.STUDENT).email,
+        "self": teacher.email,
+        "nobody": "nobody@school.org",
+        "inactive": make_user(Role.TEACHER, active=False).email,
+    }
+    resp = admin_client.post(f"/admin/users/{teacher.id}/transfer", data={"to_email": emails[to]})
+    assert resp.status_code == 422 and "another active teacher" in resp.text
+    assert db.session.scalar(select(Course.user_id)) == teacher.id and actions() == []
+
+
+def test_transfer_then_delete(admin_client, admin, teacher, other_teacher):
+    for title in ("Biology", "Chemistry"):
+        make_course(teacher, title=title)
+    resp = admin_client.post(
+        f"/admin/users/{teacher.id}/transfer", data={"to_email": other_teacher.email.upper()}
+    )
+    assert (
+        resp.status_code == 303 and resp.headers["Location"] == f"/admin/users/{teacher.id}/delete"
+    )
+    owners = set(db.session.scalars(select(Course.user_id)))
+    assert owners == {other_teacher.id}
+    [event] = events("admin.courses_transferred")
+    assert event.details["courses"] == 2 and event.details["to_user_id"] == other_teacher.id
+    page = admin_client.get(f"/admin/users/{teacher.id}/delete")
+    assert "This cannot be undone" in page.text
+    tid = teacher.id
+    assert admin_client.post(f"/admin/users/{tid}/delete").status_code == 303
+    assert db.session.get(User, tid) is None
+
+
+def test_delete_names_and_removes_enrolments_and_completions(app, admin_client, admin, teacher):
+    student = make_user(Role.STUDENT, email="leaving@school.org")
+    course = make_course(teacher, sections=1, blocks=3)
+    db.session.add(StudentCourse(student_id=student.id, course_id=course.id))
+    for block in course.sections[0].blocks[:2]:
+        db.session.add(CompletedContentBlock(student_id=student.id, content_block_id=block.id))
+    db.session.commit()
+    theirs = app.test_client()
+    login_as(theirs, student)
+    page = admin_client.get(f"/admin/users/{student.id}/delete")
+    assert "1 enrolment<" in page.text and "2 completed content blocks" in page.text
+    sid = student.id
+    resp = admin_client.post(f"/admin/users/{sid}/delete")
+    assert resp.status_code == 303 and resp.headers["Location"] == "/admin/users"
+    assert db.session.get(User, sid) is None
+    assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 0
+    assert db.session.scalar(select(func.count()).select_from(CompletedContentBlock)) == 0
+    [event] = events("admin.user_deleted")
+    assert event.details["email"] == "leaving@school.org" and event.details["completions"] == 2
+    assert event.actor_id == admin.id
+    assert not signed_in(theirs) and sessions.store().list_for_user(sid) == []
+
+
+def test_an_admin_cannot_delete_themselves(admin_client, admin):
+    make_user(Role.ADMIN)
+    resp = admin_client.post(f"/admin/users/{admin.id}/delete")
+    assert resp.status_code == 403 and fresh(admin) is not None
+
+
+def test_deleting_another_admin_keeps_the_rule(admin_client, admin):
+    other_id = make_user(Role.ADMIN).id
+    assert admin_client.post(f"/admin/users/{other_id}/delete").status_code == 303
+    assert db.session.get(User, other_id) is None
+
+
+# --- the audit log -------------------------------------------------------------------------------
+
+
+def _audit_rows(n: int, actor: User, target: User) -> None:
+    now = utcnow()
+    db.session.execute(
+        insert(AuditEvent),
+        [
+            {
+                "created_at": now,
+                "action": "login.failure" if i % 2 else "login.success",
+                "actor_id": actor.id if i % 2 == 0 else None,
+                "target_user_id": target.id,
+                "ip": f"10.0.0.{i % 250}",
+                "details": {"n": i},
+            }
+            for i in range(n)
+        ],
+    )
+    db.session.commit()
+
+
+def test_audit_log_lists_searches_filters_and_pages_by_id(admin_client, admin):
+    student = make_user(Role.STUDENT, email="watched@school.org")
+    _audit_rows(120, student, student)
+    admin_client.post(f"/admin/users/{student.id}/end-sessions")
+    page = admin_client.get("/admin/audit")
+    assert page.status_code == 200 and '<tbody id="audit-results">' in page.text
+    assert page.text.count("<tr>") == svc.AUDIT_PAGE_SIZE + 1  # + the head row
+    assert "admin.sessions_ended" in page.text and admin.email in page.text
+    assert '<option value="login.failure">' in page.text
+    log = svc.audit_log()
+    second = svc.audit_log(before=log.next_before)
+    ids = [r.event.id for r in log.rows + second.rows]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 100
+    assert f"before={log.next_before}" in page.text
+    third = svc.audit_log(before=second.next_before)
+    assert len(third.rows) == 21 and third.next_before is None
+
+    frag = admin_client.get("/admin/audit?action=login.failure", headers=hx("audit-results"))
+    assert frag.text.lstrip().startswith('<tbody id="audit-results">')
+    assert "login.success" not in frag.text and 'hx-swap-oob="true"' in frag.text
+    by_actor = admin_client.get(f"/admin/audit?q={admin.email}", headers=hx("audit-results"))
+    assert by_actor.text.count("<tr>") == 1 and "admin.sessions_ended" in by_actor.text
+    by_target = svc.audit_log(q="WATCHED@")
+    assert len(by_target.rows) == svc.AUDIT_PAGE_SIZE
+    assert "No events match" in admin_client.get("/admin/audit?q=zzz").text
+
+
+def test_audit_never_holds_passwords_or_tokens(app, admin_client, admin):
+    target = make_user(Role.STUDENT)
+    jti = login_as(app.test_client(), target)
+    admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"jti": jti})
+    admin_client.post(f"/admin/users/{target.id}/role", data={"role": "teacher"})
+    admin_client.post(f"/admin/users/{target.id}/deactivate")
+    event = svc.audit.record("x.test", password="hunter2", token="abc", note="kept")
+    assert event.details == {"note": "kept"}
+    db.session.rollback()
+    for e in db.session.scalars(select(AuditEvent)):
+        text = str(e.details)
+        assert jti not in text and "password" not in text and "scrypt" not in text
