@@ -1,17 +1,203 @@
-"""Learning for students."""
+"""Learning for students: catalogue, course page, block page, completions, my learning."""
 
-from flask import render_template
-from flask_login import login_required
+from __future__ import annotations
 
+import json
+
+from flask import flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from .. import htmx
+from ..errors import render_error
+from ..extensions import db
+from ..guards import student_required
+from ..markdown import render_markdown
+from ..services import Conflict, Invalid
+from ..services import learning as service
 from . import bp
+from .forms import CompleteForm, WorkForm
+
+RESULTS_ID = "catalogue-results"
+COMPLETION_ID = "completion"
+
+
+@bp.errorhandler(service.NotEnrolled)
+def _not_enrolled(exc):
+    db.session.rollback()
+    return render_error(404, exc.message)
+
+
+def _announce(response, text: str):
+    response.headers["HX-Trigger"] = json.dumps({"announce": text})
+    return response
 
 
 @bp.get("/courses")
 def catalogue():
-    return render_template("learning/catalogue.html")
+    result = service.catalogue(
+        request.args.get("q", ""), request.args.get("page", 1, type=int), current_user
+    )
+    html = htmx.page_or_fragment(
+        "learning/catalogue.html",
+        "learning/partials/catalogue_results.html",
+        (RESULTS_ID,),
+        result=result,
+        focus_results=request.headers.get("HX-Trigger") in ("page-prev", "page-next"),
+    )
+    response = make_response(html)
+    if htmx.targets(RESULTS_ID):
+        found = f"{result.total} course{'' if result.total == 1 else 's'} found"
+        _announce(response, found)
+    return response
+
+
+@bp.get("/courses/<int:course_id>")
+def course(course_id: int):
+    view = service.course_page(course_id, current_user)
+    description = render_markdown(view.course.description)
+    return render_template("learning/course.html", view=view, description=description)
+
+
+@bp.post("/courses/<int:course_id>/enrol")
+@student_required
+def enrol(course_id: int):
+    service.enrol(course_id, current_user)
+    flash("You are enrolled. Your progress is kept as you go.", "success")
+    return redirect(url_for("learning.course", course_id=course_id), code=303)
+
+
+@bp.post("/courses/<int:course_id>/unenrol")
+@student_required
+def unenrol(course_id: int):
+    service.unenrol(course_id, current_user)
+    flash("You left the course. If you enrol again, your completed blocks count again.", "info")
+    return redirect(url_for("learning.course", course_id=course_id), code=303)
+
+
+@bp.get("/courses/<int:course_id>/resume")
+@student_required
+def resume(course_id: int):
+    block = service.resume_target(course_id, current_user)
+    if block is None:
+        return redirect(url_for("learning.course", course_id=course_id), code=303)
+    return redirect(url_for("learning.block", course_id=course_id, block_id=block.id), code=303)
+
+
+def _work_form(view, formdata=None):
+    if not view.block.is_gradable:
+        return CompleteForm()
+    done = view.completion
+    return WorkForm(
+        formdata=formdata,
+        url=done.url if done else None,
+        remarks=done.feedback if done else "",
+    )
+
+
+@bp.get("/courses/<int:course_id>/blocks/<int:block_id>")
+@student_required
+def block(course_id: int, block_id: int):
+    try:
+        view = service.visit_block(course_id, block_id, current_user)
+    except service.NotEnrolled as exc:
+        flash(exc.message, "info")
+        return redirect(url_for("learning.course", course_id=course_id), code=303)
+    editing = request.args.get("edit") == "1" and view.completion is not None
+    ctx = {"view": view, "form": _work_form(view, formdata=None), "editing": editing}
+    if htmx.targets(COMPLETION_ID):
+        return render_template("learning/partials/completion.html", **ctx)
+    return render_template(
+        "learning/block.html", content=render_markdown(view.block.content), **ctx
+    )
+
+
+def _after_change(course_id, block_id, view, message, form=None, status=200, notice=None):
+    """The changed fragments for htmx (completion + out-of-band outline, progress, next)."""
+    ctx = {
+        "view": view,
+        "form": form or _work_form(view),
+        "editing": form is not None and view.completion is not None,
+        "notice": notice,
+        "changed": status < 400,
+    }
+    if htmx.targets(COMPLETION_ID):
+        html = render_template("learning/partials/completion_update.html", **ctx)
+        return _announce(make_response(html, status), message)
+    if status == 422:  # a plain form with errors: the page again, with the messages
+        html = render_template(
+            "learning/block.html", content=render_markdown(view.block.content), **ctx
+        )
+        return make_response(html, status)
+    if notice:
+        flash(notice, "error")
+    target = url_for("learning.block", course_id=course_id, block_id=block_id)
+    return redirect(target, code=303)
+
+
+@bp.post("/courses/<int:course_id>/blocks/<int:block_id>/complete")
+@student_required
+def complete(course_id: int, block_id: int):
+    view = service.block_view(course_id, block_id, current_user)
+    form = _work_form(view, formdata=request.form)
+    if not form.validate_on_submit():
+        return _invalid(course_id, block_id, view, form)
+    try:
+        view = service.complete_block(
+            course_id, block_id, current_user, *_work(form, view.block.is_gradable)
+        )
+    except Invalid as exc:
+        getattr(form, exc.field or "url").errors = [exc.message]
+        return _invalid(course_id, block_id, view, form)
+    return _after_change(course_id, block_id, view, _progress_message("Marked complete", view))
+
+
+@bp.post("/courses/<int:course_id>/blocks/<int:block_id>/completion")
+@student_required
+def edit_completion(course_id: int, block_id: int):
+    view = service.block_view(course_id, block_id, current_user)
+    form = _work_form(view, formdata=request.form)
+    if not view.block.is_gradable or not form.validate_on_submit():
+        return _invalid(course_id, block_id, view, form)
+    try:
+        view = service.edit_completion(course_id, block_id, current_user, *_work(form, True))
+    except Invalid as exc:
+        getattr(form, exc.field or "url").errors = [exc.message]
+        return _invalid(course_id, block_id, view, form)
+    return _after_change(course_id, block_id, view, "Your work is updated.")
+
+
+@bp.post("/courses/<int:course_id>/blocks/<int:block_id>/undo")
+@student_required
+def undo(course_id: int, block_id: int):
+    try:
+        view = service.undo_completion(course_id, block_id, current_user)
+    except Conflict as exc:
+        view = service.block_view(course_id, block_id, current_user)
+        return _after_change(course_id, block_id, view, exc.message, status=409, notice=exc.message)
+    return _after_change(course_id, block_id, view, _progress_message("Marked not done", view))
+
+
+def _work(form, gradable: bool) -> tuple[str | None, str]:
+    if not gradable:
+        return None, ""
+    return form.url.data, form.remarks.data or ""
+
+
+def _invalid(course_id, block_id, view, form):
+    return _after_change(
+        course_id, block_id, view, "Please correct the form.", form=form, status=422
+    )
+
+
+def _progress_message(what: str, view) -> str:
+    o = view.outline
+    text = f"{what}. Course progress {o.percent}% ({o.done} of {o.total} blocks)."
+    if view.enrolment.completed:
+        text += " You have completed the course!"
+    return text
 
 
 @bp.get("/learn")
-@login_required
+@student_required
 def my_learning():
-    return render_template("learning/my_learning.html")
+    return render_template("learning/my_learning.html", data=service.my_learning(current_user))

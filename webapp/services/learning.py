@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, select, update
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import load_only
 
 from ..extensions import db
-from ..models import CompletedContentBlock, ContentBlock, Section, StudentCourse, utcnow
+from ..models import (
+    CompletedContentBlock,
+    ContentBlock,
+    Course,
+    Section,
+    StudentCourse,
+    User,
+    utcnow,
+)
+from . import Conflict, Invalid, NotFound
+from .courses import course_for_viewer
+
+PER_PAGE = 20
+
+
+class NotEnrolled(NotFound):
+    """A published course's block asked for by a student who is not enrolled in it."""
 
 
 def sync_course_completion(course_id: int, student_id: int | None = None) -> None:
@@ -47,3 +68,516 @@ def sync_course_completion(course_id: int, student_id: int | None = None) -> Non
     if student_id is not None:
         stmt = stmt.where(StudentCourse.student_id == student_id)
     db.session.execute(stmt)
+
+
+def _insert(model):
+    """INSERT for this database, with ON CONFLICT DO NOTHING available."""
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
+
+
+# --- the catalogue -------------------------------------------------------------------------------
+
+
+@dataclass
+class CatalogueRow:
+    course: Course
+    teacher: str
+    sections: int
+    blocks: int
+    enrolled: bool
+
+
+@dataclass
+class CataloguePage:
+    rows: list[CatalogueRow]
+    query: str
+    page: int
+    pages: int
+    total: int
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def catalogue(query: str, page: int, user: User | None, per_page: int = PER_PAGE) -> CataloguePage:
+    """Published courses matching ``query`` (title or teacher), with counts; two queries."""
+    query = (query or "").strip()[:200]
+    where = [Course.is_published.is_(True)]
+    if query:
+        pattern = _like(query.lower())
+        where.append(
+            or_(
+                func.lower(Course.title).like(pattern, escape="\\"),
+                func.lower(User.name).like(pattern, escape="\\"),
+            )
+        )
+    total = db.session.scalar(
+        select(func.count(Course.id)).join(User, Course.user_id == User.id).where(*where)
+    )
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    sections = (
+        select(func.count(Section.id)).where(Section.course_id == Course.id).scalar_subquery()
+    )
+    blocks = (
+        select(func.count(ContentBlock.id))
+        .join(Section, ContentBlock.section_id == Section.id)
+        .where(Section.course_id == Course.id)
+        .scalar_subquery()
+    )
+    student_id = user.id if _is_student(user) else None
+    enrolled = exists().where(
+        StudentCourse.course_id == Course.id, StudentCourse.student_id == student_id
+    )
+    stmt = (
+        select(Course, User.name, sections, blocks, enrolled)
+        .join(User, Course.user_id == User.id)
+        .where(*where)
+        .order_by(func.lower(Course.title), Course.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+        .options(load_only(Course.id, Course.title, Course.description, Course.user_id))
+    )
+    rows = [
+        CatalogueRow(course, teacher, n_sections, n_blocks, bool(is_enrolled and student_id))
+        for course, teacher, n_sections, n_blocks, is_enrolled in db.session.execute(stmt)
+    ]
+    return CataloguePage(rows=rows, query=query, page=page, pages=pages, total=total)
+
+
+def _is_student(user) -> bool:
+    return user is not None and getattr(user, "is_authenticated", False) and user.is_student
+
+
+# --- outline and progress ------------------------------------------------------------------------
+
+
+@dataclass
+class SectionOutline:
+    section: Section
+    blocks: list[ContentBlock]
+    done: int = 0
+
+
+@dataclass
+class Outline:
+    """A course's sections and blocks in order, and one student's completions in it."""
+
+    course: Course
+    sections: list[SectionOutline]
+    order: list[ContentBlock]
+    completed: set[int] = field(default_factory=set)
+
+    @property
+    def total(self) -> int:
+        return len(self.order)
+
+    @property
+    def done(self) -> int:
+        return len(self.completed)
+
+    @property
+    def percent(self) -> int:
+        # Rounded down, so 100 % means every block is done.
+        return self.done * 100 // self.total if self.total else 0
+
+    def section_of(self, block_id: int) -> SectionOutline | None:
+        for s in self.sections:
+            if any(b.id == block_id for b in s.blocks):
+                return s
+        return None
+
+    def index(self, block_id: int | None) -> int | None:
+        for i, b in enumerate(self.order):
+            if b.id == block_id:
+                return i
+        return None
+
+    def neighbours(self, block_id: int) -> tuple[ContentBlock | None, ContentBlock | None]:
+        i = self.index(block_id)
+        if i is None:
+            return None, None
+        prev = self.order[i - 1] if i > 0 else None
+        nxt = self.order[i + 1] if i + 1 < len(self.order) else None
+        return prev, nxt
+
+    def resume_block(self, last_block_id: int | None) -> ContentBlock | None:
+        """Where to carry on: see docs/learning.md ("Resume")."""
+        if not self.order:
+            return None
+        start = self.index(last_block_id)
+        if start is None:
+            pending = [b for b in self.order if b.id not in self.completed]
+            return pending[0] if pending else self.order[0]
+        if self.order[start].id not in self.completed:
+            return self.order[start]
+        rotated = self.order[start + 1 :] + self.order[:start]
+        for b in rotated:
+            if b.id not in self.completed:
+                return b
+        return self.order[0]
+
+
+def load_outline(course: Course, student: User | None) -> Outline:
+    """Sections, blocks (without their content) and completions: three queries at most."""
+    sections = db.session.scalars(
+        select(Section)
+        .where(Section.course_id == course.id)
+        .order_by(Section.position, Section.id)
+        .options(load_only(Section.id, Section.title, Section.position, Section.course_id))
+    ).all()
+    by_section: dict[int, SectionOutline] = {s.id: SectionOutline(s, []) for s in sections}
+    blocks = db.session.scalars(
+        select(ContentBlock)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .where(Section.course_id == course.id)
+        .order_by(Section.position, Section.id, ContentBlock.position, ContentBlock.id)
+        .options(
+            load_only(
+                ContentBlock.id,
+                ContentBlock.title,
+                ContentBlock.type,
+                ContentBlock.position,
+                ContentBlock.section_id,
+            )
+        )
+    ).all()
+    for b in blocks:
+        by_section[b.section_id].blocks.append(b)
+    completed: set[int] = set()
+    if _is_student(student):
+        completed = set(
+            db.session.scalars(
+                select(CompletedContentBlock.content_block_id)
+                .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
+                .join(Section, ContentBlock.section_id == Section.id)
+                .where(
+                    Section.course_id == course.id,
+                    CompletedContentBlock.student_id == student.id,
+                )
+            )
+        )
+    for s in by_section.values():
+        s.done = sum(1 for b in s.blocks if b.id in completed)
+    return Outline(course, list(by_section.values()), list(blocks), completed)
+
+
+# --- enrolment -----------------------------------------------------------------------------------
+
+
+def enrolment(course_id: int, student: User) -> StudentCourse | None:
+    if not _is_student(student):
+        return None
+    return db.session.scalar(
+        select(StudentCourse).where(
+            StudentCourse.course_id == course_id, StudentCourse.student_id == student.id
+        )
+    )
+
+
+@dataclass
+class CourseView:
+    course: Course
+    outline: Outline
+    enrolment: StudentCourse | None
+
+    @property
+    def resume(self) -> ContentBlock | None:
+        last = self.enrolment.last_block_id if self.enrolment else None
+        return self.outline.resume_block(last)
+
+    @property
+    def state(self) -> str:
+        """``enrol``, ``start``, ``resume``, ``review`` or ``empty`` (the main button)."""
+        if self.enrolment is None:
+            return "enrol"
+        if not self.outline.order:
+            return "empty"
+        if self.enrolment.completed:
+            return "review"
+        if self.outline.done == 0 and self.enrolment.last_block_id is None:
+            return "start"
+        return "resume"
+
+
+def course_page(course_id: int, user: User | None) -> CourseView:
+    course = course_for_viewer(course_id, user)
+    return CourseView(course, load_outline(course, user), enrolment(course.id, user))
+
+
+def _published_for_student(course_id: int, student: User) -> Course:
+    course = course_for_viewer(course_id, student)
+    if not course.is_published or not _is_student(student):
+        raise NotFound("No such course.")
+    return course
+
+
+def enrol(course_id: int, student: User) -> None:
+    """Enrol once, whatever the number of clicks; completions kept from before count again."""
+    course = _published_for_student(course_id, student)
+    db.session.execute(
+        _insert(StudentCourse)
+        .values(student_id=student.id, course_id=course.id, completed=False, enrolled_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
+    )
+    sync_course_completion(course.id, student.id)
+    db.session.commit()
+
+
+def unenrol(course_id: int, student: User) -> None:
+    """Leave a course; completions stay, so enrolling again brings the progress back."""
+    course = course_for_viewer(course_id, student)
+    if _is_student(student):
+        db.session.execute(
+            delete(StudentCourse).where(
+                StudentCourse.course_id == course.id, StudentCourse.student_id == student.id
+            )
+        )
+    db.session.commit()
+
+
+def resume_target(course_id: int, student: User) -> ContentBlock | None:
+    view = course_page(course_id, student)
+    if view.enrolment is None:
+        raise NotFound("You are not enrolled in this course.")
+    return view.resume
+
+
+# --- blocks and completions ----------------------------------------------------------------------
+
+
+@dataclass
+class BlockView:
+    course: Course
+    block: ContentBlock
+    enrolment: StudentCourse
+    outline: Outline
+    completion: CompletedContentBlock | None
+
+    @property
+    def section(self) -> SectionOutline | None:
+        return self.outline.section_of(self.block.id)
+
+    @property
+    def neighbours(self):
+        return self.outline.neighbours(self.block.id)
+
+
+def _block_for_student(course_id: int, block_id: int, student: User):
+    """The course, block and enrolment if ``student`` is enrolled; NotFound otherwise."""
+    course = _published_for_student(course_id, student)
+    block = db.session.scalar(
+        select(ContentBlock)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .where(ContentBlock.id == block_id, Section.course_id == course.id)
+    )
+    if block is None:
+        raise NotFound("No such block.")
+    enrolled = enrolment(course.id, student)
+    if enrolled is None:
+        raise NotEnrolled("Enrol in this course to open its blocks.")
+    return course, block, enrolled
+
+
+def _completion(block_id: int, student_id: int) -> CompletedContentBlock | None:
+    return db.session.scalar(
+        select(CompletedContentBlock).where(
+            CompletedContentBlock.content_block_id == block_id,
+            CompletedContentBlock.student_id == student_id,
+        )
+    )
+
+
+def _view(course, block, enrolled, student) -> BlockView:
+    return BlockView(
+        course, block, enrolled, load_outline(course, student), _completion(block.id, student.id)
+    )
+
+
+def visit_block(course_id: int, block_id: int, student: User) -> BlockView:
+    """The block page's data; records the block as the student's last for resume."""
+    course, block, enrolled = _block_for_student(course_id, block_id, student)
+    if enrolled.last_block_id != block.id:
+        enrolled.last_block_id = block.id
+        db.session.commit()
+    return _view(course, block, enrolled, student)
+
+
+def block_view(course_id: int, block_id: int, student: User) -> BlockView:
+    """The block page's data without recording a visit (for fragments after a change)."""
+    course, block, enrolled = _block_for_student(course_id, block_id, student)
+    return _view(course, block, enrolled, student)
+
+
+def check_work_url(url: str | None) -> str:
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    if not url or parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
+        raise Invalid("Give the address of your work, starting with http:// or https://.", "url")
+    return url
+
+
+def _clean_work(block: ContentBlock, url: str | None, remarks: str | None):
+    if not block.is_gradable:
+        return None, ""
+    remarks = (remarks or "").strip()
+    if len(remarks) > 5000:
+        raise Invalid("Remarks can be at most 5000 characters.", "remarks")
+    return check_work_url(url), remarks
+
+
+def complete_block(
+    course_id: int, block_id: int, student: User, url: str | None = None, remarks: str = ""
+) -> BlockView:
+    """Mark a block complete (once, however many requests); assignments and quizzes need a url."""
+    course, block, enrolled = _block_for_student(course_id, block_id, student)
+    url, remarks = _clean_work(block, url, remarks)
+    now = utcnow()
+    db.session.execute(
+        _insert(CompletedContentBlock)
+        .values(
+            student_id=student.id,
+            content_block_id=block.id,
+            url=url,
+            feedback=remarks,
+            grader_comment="",
+            completed_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["student_id", "content_block_id"])
+    )
+    enrolled.last_block_id = block.id
+    sync_course_completion(course.id, student.id)
+    db.session.commit()
+    return _view(course, block, enrolled, student)
+
+
+def edit_completion(
+    course_id: int, block_id: int, student: User, url: str | None, remarks: str
+) -> BlockView:
+    """Change the url and remarks of submitted work; never the grade or the grader's comment."""
+    course, block, enrolled = _block_for_student(course_id, block_id, student)
+    done = _completion(block.id, student.id)
+    if done is None:
+        raise Conflict("This block is not marked complete.")
+    if not block.is_gradable:
+        raise Conflict("There is nothing to edit on this block.")
+    url, remarks = _clean_work(block, url, remarks)
+    if (done.url, done.feedback) != (url, remarks):
+        # Bumping updated_at tells the teacher the work changed after it was graded.
+        db.session.execute(
+            update(CompletedContentBlock)
+            .where(CompletedContentBlock.id == done.id)
+            .values(url=url, feedback=remarks, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+    db.session.expire_all()
+    return block_view(course_id, block_id, student)
+
+
+GRADED_UNDO = (
+    "This work has been graded, so it cannot be undone. You can still edit its url and remarks."
+)
+
+
+def undo_completion(course_id: int, block_id: int, student: User) -> BlockView:
+    """Take a completion back, unless a teacher has graded it."""
+    course, block, enrolled = _block_for_student(course_id, block_id, student)
+    # Only ungraded rows are deleted, so a grade given a moment ago is never lost.
+    result = db.session.execute(
+        delete(CompletedContentBlock)
+        .where(
+            CompletedContentBlock.content_block_id == block.id,
+            CompletedContentBlock.student_id == student.id,
+            CompletedContentBlock.graded_at.is_(None),
+            CompletedContentBlock.grade.is_(None),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0 and _completion(block.id, student.id) is not None:
+        db.session.rollback()
+        raise Conflict(GRADED_UNDO)
+    sync_course_completion(course.id, student.id)
+    db.session.commit()
+    db.session.expire_all()
+    return block_view(course_id, block_id, student)
+
+
+# --- my learning ---------------------------------------------------------------------------------
+
+
+@dataclass
+class MyCourse:
+    enrolment: StudentCourse
+    course: Course
+    total: int
+    done: int
+
+    @property
+    def percent(self) -> int:
+        return self.done * 100 // self.total if self.total else 0
+
+
+@dataclass
+class MyLearning:
+    courses: list[MyCourse]
+    graded: list[tuple[CompletedContentBlock, ContentBlock, Course]]
+
+
+def my_learning(student: User, graded_limit: int = 5) -> MyLearning:
+    """Enrolled courses with progress, and recently graded work: three queries."""
+    rows = db.session.execute(
+        select(StudentCourse, Course)
+        .join(Course, StudentCourse.course_id == Course.id)
+        .where(StudentCourse.student_id == student.id)
+        .order_by(StudentCourse.enrolled_at.desc(), StudentCourse.id.desc())
+    ).all()
+    ids = [course.id for _, course in rows]
+    totals: dict[int, int] = {}
+    done: dict[int, int] = {}
+    if ids:
+        totals = dict(
+            db.session.execute(
+                select(Section.course_id, func.count(ContentBlock.id))
+                .join(ContentBlock, ContentBlock.section_id == Section.id)
+                .where(Section.course_id.in_(ids))
+                .group_by(Section.course_id)
+            ).all()
+        )
+        done = dict(
+            db.session.execute(
+                select(Section.course_id, func.count(CompletedContentBlock.id))
+                .join(ContentBlock, ContentBlock.section_id == Section.id)
+                .join(
+                    CompletedContentBlock,
+                    CompletedContentBlock.content_block_id == ContentBlock.id,
+                )
+                .where(Section.course_id.in_(ids), CompletedContentBlock.student_id == student.id)
+                .group_by(Section.course_id)
+            ).all()
+        )
+    graded = db.session.execute(
+        select(CompletedContentBlock, ContentBlock, Course)
+        .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .join(Course, Section.course_id == Course.id)
+        .where(
+            CompletedContentBlock.student_id == student.id,
+            CompletedContentBlock.graded_at.is_not(None),
+        )
+        .order_by(CompletedContentBlock.graded_at.desc())
+        .limit(graded_limit)
+        .options(load_only(ContentBlock.id, ContentBlock.title, ContentBlock.section_id))
+    ).all()
+    return MyLearning(
+        courses=[
+            MyCourse(e, c, totals.get(c.id, 0), done.get(c.id, 0))
+            for e, c in rows
+            if c.is_published
+        ],
+        graded=[tuple(r) for r in graded],
+    )
