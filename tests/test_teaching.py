@@ -1,0 +1,413 @@
+"""Teaching: access rules on every URL, the roster, enrolling by email and removing students."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from tests.conftest import login_as, make_course, make_user
+from webapp.extensions import db
+from webapp.models import (
+    BlockType,
+    CompletedContentBlock,
+    ContentBlock,
+    OutboxMessage,
+    Role,
+    Section,
+    StudentCourse,
+    User,
+    utcnow,
+)
+
+HX = {"HX-Request": "true"}
+
+
+def blocks_of(course) -> list[ContentBlock]:
+    return list(
+        db.session.scalars(
+            select(ContentBlock)
+            .join(Section)
+            .where(Section.course_id == course.id)
+            .order_by(Section.position, ContentBlock.position)
+        )
+    )
+
+
+def gradable_of(course) -> list[ContentBlock]:
+    return [b for b in blocks_of(course) if b.is_gradable]
+
+
+def enrol(student, course, when=None) -> StudentCourse:
+    row = StudentCourse(student_id=student.id, course_id=course.id, enrolled_at=when or utcnow())
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def complete(student, block, *, minutes_ago=60, url=None, feedback="", grade=None, grader=None):
+    when = utcnow() - dt.timedelta(minutes=minutes_ago)
+    row = CompletedContentBlock(
+        student_id=student.id,
+        content_block_id=block.id,
+        url=url,
+        feedback=feedback,
+        completed_at=when,
+        updated_at=when,
+        grade=grade,
+        graded_at=when + dt.timedelta(minutes=1) if grade is not None else None,
+        graded_by_id=grader.id if grader is not None else None,
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+@pytest.fixture
+def course(teacher):
+    # two sections × five blocks: every type twice (quiz and assignment are gradable)
+    return make_course(teacher, title="Chemistry", sections=2, blocks=5)
+
+
+@pytest.fixture
+def setup(course, teacher, student):
+    enrol(student, course)
+    sub = complete(student, gradable_of(course)[0], url="https://example.com/work")
+    return {"course": course, "teacher": teacher, "student": student, "sub": sub}
+
+
+# --- access: only the owner, for every page, fragment and export -------------------------------
+
+
+def _urls(s) -> list[tuple[str, str, dict]]:
+    c, sub, st = s["course"].id, s["sub"].id, s["student"].id
+    base = f"/teach/courses/{c}"
+    grade = {"grade": "70", "comment": "x", "version": "1.0", "action": "save"}
+    return [
+        ("GET", f"{base}/students", {}),
+        ("POST", f"{base}/students", {"emails": "someone@example.com"}),
+        ("POST", f"{base}/students/{st}/remove", {}),
+        ("GET", f"{base}/students/{st}", {}),
+        ("GET", f"{base}/grading", {}),
+        ("GET", f"{base}/grading/{sub}", {}),
+        ("POST", f"{base}/grading/{sub}", grade),
+        ("GET", f"{base}/gradebook", {}),
+        ("GET", f"{base}/gradebook/cells/{sub}", {}),
+        ("GET", f"{base}/gradebook/cells/{sub}/view", {}),
+        (
+            "POST",
+            f"{base}/gradebook/cells/{sub}",
+            {f"c{sub}-grade": "70", f"c{sub}-version": "1.0"},
+        ),
+        ("GET", f"{base}/gradebook.csv", {}),
+        ("GET", f"{base}/progress.csv", {}),
+    ]
+
+
+URL_COUNT = 13
+
+
+def _state():
+    return (
+        db.session.scalar(select(func.count()).select_from(StudentCourse)),
+        db.session.scalars(select(CompletedContentBlock.grade)).all(),
+        db.session.scalar(select(func.count()).select_from(OutboxMessage)),
+    )
+
+
+@pytest.mark.parametrize("who", ["anonymous", "student", "other_teacher", "admin"])
+@pytest.mark.parametrize("index", range(URL_COUNT))
+@pytest.mark.parametrize("hx", [False, True], ids=["plain", "htmx"])
+def test_only_the_owner_reaches_teaching_urls(client, setup, who, index, hx):
+    method, url, data = _urls(setup)[index]
+    if who == "student":
+        login_as(client, setup["student"])
+    elif who != "anonymous":
+        login_as(client, make_user(Role.TEACHER if who == "other_teacher" else Role.ADMIN))
+    before = _state()
+    headers = {**HX, "HX-Target": "grading-panel"} if hx else {}
+    resp = client.open(url, method=method, data=data, headers=headers)
+    if who == "anonymous":
+        if hx:
+            assert resp.status_code == 204
+            assert "/login" in resp.headers["HX-Redirect"]
+        else:
+            assert resp.status_code in (302, 303)
+            assert "/login" in resp.headers["Location"]
+    else:
+        assert resp.status_code == 404
+        assert "Chemistry" not in resp.get_data(as_text=True)
+    assert _state() == before
+
+
+@pytest.mark.parametrize("index", range(URL_COUNT))
+def test_missing_course_is_404_for_a_teacher(client, setup, index):
+    method, url, data = _urls(setup)[index]
+    login_as(client, setup["teacher"])
+    missing = url.replace(f"/courses/{setup['course'].id}/", "/courses/999999/")
+    assert client.open(missing, method=method, data=data).status_code == 404
+
+
+def test_a_completion_of_another_course_is_404(client, setup, teacher, student):
+    other = make_course(teacher, title="Other", sections=1, blocks=2, types=("quiz",))
+    enrol(student, other)
+    foreign = complete(student, blocks_of(other)[0])
+    login_as(client, teacher)
+    base = f"/teach/courses/{setup['course'].id}"
+    assert client.get(f"{base}/grading/{foreign.id}").status_code == 404
+    assert client.get(f"{base}/gradebook/cells/{foreign.id}").status_code == 404
+
+
+def test_an_ungradable_completion_is_not_a_submission(client, setup, teacher, student):
+    lesson = next(b for b in blocks_of(setup["course"]) if b.type == BlockType.LESSON)
+    done = complete(student, lesson)
+    login_as(client, teacher)
+    resp = client.get(f"/teach/courses/{setup['course'].id}/grading/{done.id}")
+    assert resp.status_code == 404
+
+
+# --- roster ------------------------------------------------------------------------------------
+
+
+def test_roster_lists_students_with_progress_and_tabs(client, setup, teacher, student):
+    course = setup["course"]
+    complete(student, blocks_of(course)[0], minutes_ago=5)
+    login_as(client, teacher)
+    resp = client.get(f"/teach/courses/{course.id}/students")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert student.name in html and student.email in html
+    assert "20% · 2 of 10 blocks" in html
+    assert 'id="grading-count"' in html
+    assert f"/teach/courses/{course.id}/gradebook" in html
+    assert 'aria-current="page"' in html
+    assert "no-store" in resp.headers["Cache-Control"]
+
+
+def test_roster_fragment_search_and_sort(client, course, teacher):
+    for name in ("Zoe Zed", "Adam Ant", "Mia Moss"):
+        enrol(make_user(Role.STUDENT, name=name), course)
+    login_as(client, teacher)
+    url = f"/teach/courses/{course.id}/students"
+    resp = client.get(url + "?q=mo", headers={**HX, "HX-Target": "roster-table"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert html.lstrip().startswith('<div id="roster-table"')
+    assert "<html" not in html
+    assert "Mia Moss" in html and "Zoe Zed" not in html
+    assert "HX-Target" in resp.headers["Vary"]
+    resp = client.get(url + "?sort=name&order=desc", headers={**HX, "HX-Target": "roster-table"})
+    html = resp.get_data(as_text=True)
+    assert html.index("Zoe Zed") < html.index("Mia Moss") < html.index("Adam Ant")
+    assert 'aria-sort="descending"' in html
+    # a search with LIKE wildcards matches them literally
+    resp = client.get(url + "?q=%25", headers={**HX, "HX-Target": "roster-table"})
+    assert "No enrolled student matches" in resp.get_data(as_text=True)
+
+
+def test_roster_sorts_by_progress_and_activity(client, course, teacher):
+    a = make_user(Role.STUDENT, name="A Busy")
+    b = make_user(Role.STUDENT, name="B Idle")
+    enrol(a, course)
+    enrol(b, course)
+    for block in blocks_of(course)[:3]:
+        complete(a, block)
+    login_as(client, teacher)
+    html = client.get(f"/teach/courses/{course.id}/students?sort=progress&order=desc").text
+    assert html.index("A Busy") < html.index("B Idle")
+    html = client.get(f"/teach/courses/{course.id}/students?sort=activity&order=asc").text
+    assert html.index("A Busy") < html.index("B Idle")  # never-active students last
+
+
+def test_roster_paginates(client, course, teacher):
+    rows = [
+        {
+            "email": f"s{i:03}@example.com",
+            "name": f"Student {i:03}",
+            "role": "student",
+            "is_active": True,
+            "session_epoch": 0,
+        }
+        for i in range(120)
+    ]
+    db.session.execute(insert(User), rows)
+    ids = db.session.scalars(select(User.id).where(User.email.like("s%@example.com"))).all()
+    db.session.execute(
+        insert(StudentCourse), [{"student_id": i, "course_id": course.id} for i in ids]
+    )
+    db.session.commit()
+    login_as(client, teacher)
+    html = client.get(f"/teach/courses/{course.id}/students?page=3").text
+    assert "Page 3 of 3" in html
+    assert "Student 100" in html and "Student 099" not in html
+    assert "120 students" in html
+    assert client.get(f"/teach/courses/{course.id}/students?page=abc").status_code == 200
+
+
+def test_roster_query_budget_does_not_grow(client, course, teacher, count_queries):
+    login_as(client, teacher)
+    url = f"/teach/courses/{course.id}/students"
+
+    def add(n):
+        for _ in range(n):
+            s = make_user(Role.STUDENT)
+            enrol(s, course)
+            complete(s, blocks_of(course)[0])
+
+    add(2)
+    with count_queries() as small:
+        assert client.get(url).status_code == 200
+    add(30)
+    with count_queries() as big:
+        assert client.get(url).status_code == 200
+    assert big.count == small.count <= 12
+
+
+def test_roster_of_5000_students_is_fast(client, course, teacher):
+    import time
+
+    rows = [
+        {
+            "email": f"bulk{i}@example.com",
+            "name": f"Bulk {i:05}",
+            "role": "student",
+            "is_active": True,
+            "session_epoch": 0,
+        }
+        for i in range(5000)
+    ]
+    db.session.execute(insert(User), rows)
+    ids = db.session.scalars(select(User.id).where(User.email.like("bulk%"))).all()
+    db.session.execute(
+        insert(StudentCourse), [{"student_id": i, "course_id": course.id} for i in ids]
+    )
+    block = blocks_of(course)[0]
+    now = utcnow()
+    db.session.execute(
+        insert(CompletedContentBlock),
+        [
+            {"student_id": i, "content_block_id": block.id, "completed_at": now, "updated_at": now}
+            for i in ids[::2]
+        ],
+    )
+    db.session.commit()
+    login_as(client, teacher)
+    for query in ("", "?sort=progress&order=desc&page=60", "?q=bulk 049"):
+        start = time.perf_counter()
+        resp = client.get(f"/teach/courses/{course.id}/students{query}")
+        assert resp.status_code == 200
+        assert time.perf_counter() - start < 2.0
+    assert "5000 students" in client.get(f"/teach/courses/{course.id}/students").text
+
+
+# --- enrolling and removing --------------------------------------------------------------------
+
+
+def test_enrol_by_pasting_addresses_reports_one_line_each(client, course, teacher, student):
+    fresh = make_user(Role.STUDENT, email="fresh@example.com")
+    make_user(Role.STUDENT, email="asleep@example.com", active=False)
+    make_user(Role.TEACHER, email="prof@example.com")
+    enrol(student, course)
+    login_as(client, teacher)
+    text = (
+        f"FRESH@example.com, {student.email}\nasleep@example.com; prof@example.com "
+        "nobody@example.com not-an-address fresh@example.com"
+    )
+    resp = client.post(
+        f"/teach/courses/{course.id}/students",
+        data={"emails": text},
+        headers={**HX, "HX-Target": "enrol"},
+    )
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert html.lstrip().startswith('<section id="enrol"')
+    lines = [
+        ("fresh@example.com", "enrolled"),
+        (student.email, "already enrolled"),
+        ("asleep@example.com", "no such student"),
+        ("prof@example.com", "no such student"),
+        ("nobody@example.com", "no such student"),
+        ("not-an-address", "not an email address"),
+    ]
+    for address, result in lines:
+        assert f'<span class="address">{address}</span>: {result}</li>' in html
+    assert html.count('<span class="address">') == 6  # the repeated address is reported once
+    assert 'id="roster-table" hx-swap-oob="true"' in html  # the roster updates too
+    assert "1 enrolled" in resp.headers["HX-Trigger"]
+    enrolled = db.session.scalars(
+        select(StudentCourse.student_id).where(StudentCourse.course_id == course.id)
+    ).all()
+    assert sorted(enrolled) == sorted([student.id, fresh.id])
+
+
+def test_enrol_without_htmx_redirects_with_messages(client, course, teacher):
+    make_user(Role.STUDENT, email="plain@example.com")
+    login_as(client, teacher)
+    url = f"/teach/courses/{course.id}/students"
+    resp = client.post(url, data={"emails": "plain@example.com ghost@example.com"})
+    assert resp.status_code == 303 and resp.headers["Location"].endswith(url)
+    html = client.get(url).text
+    assert "plain@example.com: enrolled" in html
+    assert "ghost@example.com: no such student" in html
+
+
+@pytest.mark.parametrize("emails", ["", "   ", ",;"])
+def test_enrol_with_nothing_is_refused_next_to_the_field(client, course, teacher, emails):
+    login_as(client, teacher)
+    resp = client.post(
+        f"/teach/courses/{course.id}/students",
+        data={"emails": emails},
+        headers={**HX, "HX-Target": "enrol"},
+    )
+    assert resp.status_code == 422
+    assert 'id="emails-error"' in resp.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 0
+
+
+def test_enrol_twice_is_safe(client, course, teacher):
+    make_user(Role.STUDENT, email="twice@example.com")
+    login_as(client, teacher)
+    url = f"/teach/courses/{course.id}/students"
+    hx = {**HX, "HX-Target": "enrol"}
+    client.post(url, data={"emails": "twice@example.com"}, headers=hx)
+    resp = client.post(url, data={"emails": "twice@example.com"}, headers=hx)
+    assert "twice@example.com</span>: already enrolled" in resp.text
+    assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 1
+
+
+def test_remove_keeps_completions_and_they_come_back(client, setup, teacher, student):
+    course, sub = setup["course"], setup["sub"]
+    login_as(client, teacher)
+    url = f"/teach/courses/{course.id}/students/{student.id}/remove"
+    resp = client.post(url, headers={**HX, "HX-Target": f"student-{student.id}"})
+    assert resp.status_code == 200
+    assert 'id="roster-count" class="muted" hx-swap-oob="true"' in resp.text
+    assert "removed" in resp.headers["HX-Trigger"]
+    assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 0
+    assert db.session.get(CompletedContentBlock, sub.id) is not None
+    # gone from the queue while not enrolled
+    assert "Nothing to grade" in client.get(f"/teach/courses/{course.id}/grading").text
+    assert client.post(url).status_code == 404  # not enrolled any more
+    client.post(f"/teach/courses/{course.id}/students", data={"emails": student.email})
+    html = client.get(f"/teach/courses/{course.id}/students").text
+    assert "10% · 1 of 10 blocks" in html
+
+
+def test_remove_without_htmx_redirects(client, setup, teacher, student):
+    course = setup["course"]
+    login_as(client, teacher)
+    resp = client.post(f"/teach/courses/{course.id}/students/{student.id}/remove")
+    assert resp.status_code == 303
+    assert "was removed" in client.get(resp.headers["Location"]).text
+
+
+def test_student_record_page(client, setup, teacher, student):
+    course, sub = setup["course"], setup["sub"]
+    login_as(client, teacher)
+    html = client.get(f"/teach/courses/{course.id}/students/{student.id}").text
+    assert student.name in html and student.email in html
+    assert f"/teach/courses/{course.id}/grading/{sub.id}" in html
+    assert "https://example.com/work" in html
+    stranger = make_user(Role.STUDENT)
+    assert client.get(f"/teach/courses/{course.id}/students/{stranger.id}").status_code == 404
