@@ -82,7 +82,7 @@ def _requests(victim: User, other: User) -> list[tuple[str, str, dict, dict]]:
         ("post", f"/admin/users/{v}/activate", {}, {}),
         ("post", f"/admin/users/{v}/reactivate", {}, {}),
         ("post", f"/admin/users/{v}/send-activation", {}, {}),
-        ("post", f"/admin/users/{v}/sessions/end", {"jti": "x"}, {}),
+        ("post", f"/admin/users/{v}/sessions/end", {"sid": "x"}, {}),
         ("post", f"/admin/users/{v}/transfer", {"to_email": other.email}, {}),
         ("post", f"/admin/users/{v}/delete", {}, {}),
         (
@@ -368,7 +368,7 @@ def test_role_change_and_deactivation_take_effect_on_the_next_request(app, admin
 def test_send_reset_and_activation_emails(admin_client, admin, mailbox):
     active = make_user(Role.STUDENT, email="active@school.org")
     pending = make_user(Role.STUDENT, email="pending@school.org", active=False)
-    invited = make_user(Role.STUDENT, email="invited@school.org", active=False, password=None)
+    invited = make_user(Role.STUDENT, email="invited@school.org", active=False)
     invited.password_hash = None
     db.session.commit()
     assert admin_client.post(f"/admin/users/{active.id}/send-reset").status_code == 303
@@ -574,17 +574,20 @@ def test_end_one_session(app, admin_client, admin):
     one, two = app.test_client(), app.test_client()
     jti = login_as(one, target)
     login_as(two, target)
-    resp = admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"jti": jti})
+    page = admin_client.get(f"/admin/users/{target.id}")
+    assert jti not in page.text and accounts.session_id(jti) in page.text
+    sid = accounts.session_id(jti)
+    resp = admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"sid": sid})
     assert resp.status_code == 303
     assert not signed_in(one) and signed_in(two)
     [event] = events("admin.session_ended")
     assert jti not in str(event.details) and event.target_user_id == target.id
-    again = admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"jti": jti})
+    again = admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"sid": sid})
     assert again.status_code == 404
     # a session of someone else cannot be ended through this user
     other = make_user()
-    theirs = login_as(app.test_client(), other)
-    resp = admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"jti": theirs})
+    theirs = accounts.session_id(login_as(app.test_client(), other))
+    resp = admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"sid": theirs})
     assert resp.status_code == 404 and len(sessions.store().list_for_user(other.id)) == 1
 
 
@@ -723,12 +726,17 @@ def test_audit_log_lists_searches_filters_and_pages_by_id(admin_client, admin):
 def test_audit_never_holds_passwords_or_tokens(app, admin_client, admin):
     target = make_user(Role.STUDENT)
     jti = login_as(app.test_client(), target)
-    admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"jti": jti})
+    sid = accounts.session_id(jti)
+    admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"sid": sid})
     admin_client.post(f"/admin/users/{target.id}/role", data={"role": "teacher"})
     admin_client.post(f"/admin/users/{target.id}/deactivate")
     event = svc.audit.record("x.test", password="hunter2", token="abc", note="kept")
     assert event.details == {"note": "kept"}
     db.session.rollback()
-    for e in db.session.scalars(select(AuditEvent)):
+    events_seen = list(db.session.scalars(select(AuditEvent)))
+    assert {e.action for e in events_seen} >= {"admin.session_ended", "admin.deactivated"}
+    for e in events_seen:
         text = str(e.details)
-        assert jti not in text and "password" not in text and "scrypt" not in text
+        assert (
+            jti not in text and sid not in text and "password" not in text and "scrypt" not in text
+        )

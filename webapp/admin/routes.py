@@ -180,8 +180,7 @@ def user_detail(user_id: int):
 @bp.post("/admin/users/<int:user_id>/sessions/end")
 @admin_required
 def end_session(user_id: int):
-    jti = request.form.get("jti", "")
-    svc.end_session(current_user, user_id, jti, client_ip())
+    svc.end_session(current_user, user_id, request.form.get("sid", ""), client_ip())
     flash("That session has ended.", "success")
     return redirect(url_for("admin.user_detail", user_id=user_id), code=303)
 

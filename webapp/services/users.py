@@ -270,21 +270,22 @@ def end_sessions(actor: User, user_id: int, ip: str) -> User:
     return user
 
 
-def end_session(actor: User, user_id: int, jti: str, ip: str) -> User:
-    """End one live session of the user (the jti is never written to the audit log)."""
+def end_session(actor: User, user_id: int, sid: str, ip: str) -> User:
+    """End one live session of the user, named by its public handle (never the jti)."""
     user = user_for_admin(user_id)
     store = sessions.store()
-    live = {s.jti: s for s in store.list_for_user(user.id)}
-    if jti not in live:
+    live = {accounts.session_id(s.jti): s for s in store.list_for_user(user.id)}
+    if not sid or sid not in live:
         raise NotFound("That session has already ended.")
-    store.delete(jti)
+    ended = live[sid]
+    store.delete(ended.jti)
     audit.record(
         "admin.session_ended",
         actor=actor,
         target=user,
         ip=ip,
-        session_ip=live[jti].ip,
-        started=live[jti].created_at.isoformat(),
+        session_ip=ended.ip,
+        started=ended.created_at.isoformat(),
     )
     db.session.commit()
     return user
@@ -488,7 +489,7 @@ class Enrolment:
 @dataclass
 class UserOverview:
     user: User
-    sessions: list
+    sessions: list  # (public handle, SessionInfo) pairs
     courses: list[Course]
     enrolments: list[Enrolment]
     events: list[AuditEvent] = field(default_factory=list)
@@ -532,7 +533,8 @@ def user_overview(user_id: int) -> UserOverview:
             .limit(20)
         )
     )
-    return UserOverview(user, sessions.store().list_for_user(user.id), courses, enrolments, events)
+    live = [(accounts.session_id(s.jti), s) for s in sessions.store().list_for_user(user.id)]
+    return UserOverview(user, live, courses, enrolments, events)
 
 
 # --- the audit log -------------------------------------------------------------------------------
