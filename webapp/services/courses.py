@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import selectinload
+
 from ..extensions import db
-from ..models import Course, User
-from . import NotFound
+from ..models import (
+    GRADABLE_TYPES,
+    URL_TYPES,
+    BlockType,
+    CollapsedSection,
+    CompletedContentBlock,
+    ContentBlock,
+    Course,
+    Section,
+    StudentCourse,
+    User,
+    utcnow,
+)
+from . import Conflict, Invalid, NotAllowed, NotFound
+
+TITLE_MAX = 200
+DESCRIPTION_MAX = 5000
+CONTENT_MAX = 100_000
+URL_MAX = 2000
+
+# --- guards ----------------------------------------------------------------------------------
 
 
 def course_for_owner(course_id: int, user: User) -> Course:
@@ -34,3 +59,515 @@ def course_for_viewer(course_id: int, user: User | None) -> Course:
     if signed_in and (course.user_id == user.id or user.is_admin):
         return course
     raise NotFound("No such course.")
+
+
+def section_for_owner(section_id: int, user: User) -> Section:
+    """The section if ``user`` owns its course; NotFound otherwise."""
+    section = db.session.execute(
+        select(Section)
+        .join(Course, Section.course_id == Course.id)
+        .where(Section.id == section_id, Course.user_id == user.id)
+    ).scalar_one_or_none()
+    if section is None:
+        raise NotFound("No such section.")
+    return section
+
+
+def block_for_owner(block_id: int, user: User) -> ContentBlock:
+    """The content block if ``user`` owns its course; NotFound otherwise."""
+    block = db.session.execute(
+        select(ContentBlock)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .join(Course, Section.course_id == Course.id)
+        .where(ContentBlock.id == block_id, Course.user_id == user.id)
+    ).scalar_one_or_none()
+    if block is None:
+        raise NotFound("No such block.")
+    return block
+
+
+# --- checking values -------------------------------------------------------------------------
+
+
+def clean_title(value: str | None, what: str = "Title", name: str = "title") -> str:
+    value = (value or "").strip()
+    if not value:
+        raise Invalid(f"{what} cannot be empty.", field=name)
+    if len(value) > TITLE_MAX:
+        raise Invalid(f"{what} must be at most {TITLE_MAX} characters.", field=name)
+    return value
+
+
+def clean_text(value: str | None, limit: int, name: str) -> str:
+    value = (value or "").rstrip()
+    if len(value) > limit:
+        raise Invalid(f"At most {limit:,} characters.", field=name)
+    return value
+
+
+def is_web_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in value
+
+
+def clean_url(value: str | None, required: bool) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        if required:
+            raise Invalid("A URL is required for this type.", field="url")
+        return None
+    if len(value) > URL_MAX:
+        raise Invalid(f"At most {URL_MAX:,} characters.", field="url")
+    if not is_web_url(value):
+        raise Invalid("Use an http:// or https:// address.", field="url")
+    return value
+
+
+def _require_teacher(user: User) -> None:
+    if user is None or not user.is_teacher:
+        raise NotAllowed("Only teachers create courses.")
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass
+class CourseSummary:
+    course: Course
+    sections: int = 0
+    blocks: int = 0
+    students: int = 0
+    to_grade: int = 0
+
+
+def waiting_for_grade():
+    """The condition on CompletedContentBlock for "waits for a grade"."""
+    return and_(
+        ContentBlock.type.in_([str(t) for t in GRADABLE_TYPES]),
+        or_(
+            CompletedContentBlock.grade.is_(None),
+            and_(
+                CompletedContentBlock.graded_at.is_not(None),
+                CompletedContentBlock.updated_at > CompletedContentBlock.graded_at,
+            ),
+        ),
+    )
+
+
+def teacher_dashboard(user: User) -> list[CourseSummary]:
+    """The user's courses with their counts, in five queries whatever their number."""
+    courses = (
+        db.session.execute(
+            select(Course).where(Course.user_id == user.id).order_by(Course.updated_at.desc())
+        )
+        .scalars()
+        .all()
+    )
+    rows = {c.id: CourseSummary(c) for c in courses}
+    if not rows:
+        return []
+    mine = select(Course.id).where(Course.user_id == user.id)
+    counts = {
+        "sections": select(Section.course_id, func.count(Section.id))
+        .where(Section.course_id.in_(mine))
+        .group_by(Section.course_id),
+        "blocks": select(Section.course_id, func.count(ContentBlock.id))
+        .join(ContentBlock, ContentBlock.section_id == Section.id)
+        .where(Section.course_id.in_(mine))
+        .group_by(Section.course_id),
+        "students": select(StudentCourse.course_id, func.count(StudentCourse.id))
+        .where(StudentCourse.course_id.in_(mine))
+        .group_by(StudentCourse.course_id),
+        "to_grade": select(Section.course_id, func.count(CompletedContentBlock.id))
+        .join(ContentBlock, ContentBlock.section_id == Section.id)
+        .join(CompletedContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
+        .where(Section.course_id.in_(mine), waiting_for_grade())
+        .group_by(Section.course_id),
+    }
+    for name, stmt in counts.items():
+        for course_id, n in db.session.execute(stmt):
+            setattr(rows[course_id], name, n)
+    return list(rows.values())
+
+
+@dataclass
+class Outline:
+    """Everything the editor shows, loaded in a fixed number of queries."""
+
+    course: Course
+    sections: list[Section]
+    collapsed: set[int] = field(default_factory=set)
+    completions: dict[int, int] = field(default_factory=dict)  # block id -> completions
+    students: int = 0
+
+    @property
+    def block_count(self) -> int:
+        return sum(len(s.blocks) for s in self.sections)
+
+    def section_completions(self, section: Section) -> int:
+        return sum(self.completions.get(b.id, 0) for b in section.blocks)
+
+    @property
+    def completion_count(self) -> int:
+        return sum(self.completions.values())
+
+
+def outline(course: Course, user: User) -> Outline:
+    sections = (
+        db.session.execute(
+            select(Section)
+            .where(Section.course_id == course.id)
+            .order_by(Section.position, Section.id)
+            .options(selectinload(Section.blocks))
+        )
+        .scalars()
+        .all()
+    )
+    collapsed = set(
+        db.session.execute(
+            select(CollapsedSection.section_id)
+            .join(Section, CollapsedSection.section_id == Section.id)
+            .where(CollapsedSection.user_id == user.id, Section.course_id == course.id)
+        ).scalars()
+    )
+    completions = dict(
+        db.session.execute(
+            select(CompletedContentBlock.content_block_id, func.count(CompletedContentBlock.id))
+            .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
+            .join(Section, ContentBlock.section_id == Section.id)
+            .where(Section.course_id == course.id)
+            .group_by(CompletedContentBlock.content_block_id)
+        ).all()
+    )
+    students = db.session.scalar(
+        select(func.count(StudentCourse.id)).where(StudentCourse.course_id == course.id)
+    )
+    return Outline(course, list(sections), collapsed, completions, students or 0)
+
+
+# --- courses ---------------------------------------------------------------------------------
+
+
+def create_course(user: User, title: str, description: str = "") -> Course:
+    _require_teacher(user)
+    course = Course(
+        title=clean_title(title),
+        description=clean_text(description, DESCRIPTION_MAX, "description"),
+        user_id=user.id,
+        is_published=False,
+    )
+    db.session.add(course)
+    db.session.commit()
+    return course
+
+
+def update_course_field(course: Course, user: User, name: str, value: str) -> Course:
+    """Set the course's title or description."""
+    if name == "title":
+        course.title = clean_title(value)
+    elif name == "description":
+        course.description = clean_text(value, DESCRIPTION_MAX, "description")
+    else:
+        raise Invalid("Unknown field.")
+    db.session.commit()
+    return course
+
+
+def set_published(course: Course, user: User, published: bool) -> Course:
+    """Publish or unpublish; enrolments and completions are kept either way."""
+    course.is_published = bool(published)
+    db.session.commit()
+    return course
+
+
+def delete_course(course: Course, user: User) -> None:
+    """Delete the course with its sections, blocks, enrolments and completions."""
+    if not (course.user_id == user.id or user.is_admin):
+        raise NotFound("No such course.")
+    db.session.execute(delete(Course).where(Course.id == course.id))
+    db.session.commit()
+
+
+def duplicate_course(course: Course, user: User) -> Course:
+    """A new draft owned by ``user`` with copies of every section and block; no enrolments."""
+    _require_teacher(user)
+    title = f"Copy of {course.title}"[:TITLE_MAX]
+    copy = Course(title=title, description=course.description, user_id=user.id, is_published=False)
+    db.session.add(copy)
+    sections = (
+        db.session.execute(
+            select(Section)
+            .where(Section.course_id == course.id)
+            .order_by(Section.position)
+            .options(selectinload(Section.blocks))
+        )
+        .scalars()
+        .all()
+    )
+    for s in sections:
+        new = Section(course=copy, title=s.title, description=s.description, position=s.position)
+        db.session.add(new)
+        for b in s.blocks:
+            db.session.add(
+                ContentBlock(
+                    section=new,
+                    title=b.title,
+                    description=b.description,
+                    type=b.type,
+                    url=b.url,
+                    content=b.content,
+                    position=b.position,
+                )
+            )
+    db.session.commit()
+    return copy
+
+
+def _sync_completion(course_id: int) -> None:
+    # services.learning imports this module's guards, so it is imported at call time.
+    from .learning import sync_course_completion
+
+    sync_course_completion(course_id)
+
+
+def _touch(course_id: int) -> None:
+    db.session.execute(update(Course).where(Course.id == course_id).values(updated_at=utcnow()))
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+def _section_ids(course_id: int) -> list[int]:
+    return list(
+        db.session.execute(
+            select(Section.id)
+            .where(Section.course_id == course_id)
+            .order_by(Section.position, Section.id)
+        ).scalars()
+    )
+
+
+def _block_ids(section_id: int) -> list[int]:
+    return list(
+        db.session.execute(
+            select(ContentBlock.id)
+            .where(ContentBlock.section_id == section_id)
+            .order_by(ContentBlock.position, ContentBlock.id)
+        ).scalars()
+    )
+
+
+def _renumber_sections(ids: list[int]) -> None:
+    if ids:
+        db.session.execute(
+            update(Section),
+            [{"id": sid, "position": i} for i, sid in enumerate(ids)],
+        )
+
+
+def _place_blocks(section_id: int, ids: list[int]) -> None:
+    if ids:
+        db.session.execute(
+            update(ContentBlock),
+            [{"id": bid, "section_id": section_id, "position": i} for i, bid in enumerate(ids)],
+        )
+
+
+def add_section(course: Course, user: User, title: str, description: str = "") -> Section:
+    title = clean_title(title)
+    description = clean_text(description, DESCRIPTION_MAX, "description")
+    position = len(_section_ids(course.id))
+    section = Section(course_id=course.id, title=title, description=description, position=position)
+    db.session.add(section)
+    _touch(course.id)
+    db.session.commit()
+    return section
+
+
+def update_section_field(section: Section, user: User, name: str, value: str) -> Section:
+    if name == "title":
+        section.title = clean_title(value)
+    elif name == "description":
+        section.description = clean_text(value, DESCRIPTION_MAX, "description")
+    else:
+        raise Invalid("Unknown field.")
+    _touch(section.course_id)
+    db.session.commit()
+    return section
+
+
+def delete_section(section: Section, user: User) -> int:
+    """Delete a section with its blocks (and their completions); returns the course id."""
+    course_id = section.course_id
+    db.session.execute(delete(Section).where(Section.id == section.id))
+    _renumber_sections(_section_ids(course_id))
+    _sync_completion(course_id)
+    _touch(course_id)
+    db.session.commit()
+    return course_id
+
+
+def move_section(section: Section, user: User, direction: str) -> Section:
+    """Move a section one place up or down; at either end nothing changes."""
+    ids = _section_ids(section.course_id)
+    i = ids.index(section.id)
+    j = i - 1 if direction == "up" else i + 1 if direction == "down" else None
+    if j is None:
+        raise Invalid("Move up or down.")
+    if 0 <= j < len(ids):
+        ids[i], ids[j] = ids[j], ids[i]
+    _renumber_sections(ids)
+    _touch(section.course_id)
+    db.session.commit()
+    db.session.refresh(section)
+    return section
+
+
+def set_collapsed(section: Section, user: User, collapsed: bool) -> None:
+    """Remember per user whether the section is folded away in the editor."""
+    db.session.execute(
+        delete(CollapsedSection).where(
+            CollapsedSection.user_id == user.id, CollapsedSection.section_id == section.id
+        )
+    )
+    if collapsed:
+        db.session.add(CollapsedSection(user_id=user.id, section_id=section.id))
+    db.session.commit()
+
+
+# --- blocks ----------------------------------------------------------------------------------
+
+
+def clean_block(
+    title: str, description: str, type_: str, url: str | None, content: str
+) -> dict[str, object]:
+    if type_ not in {str(t) for t in BlockType}:
+        raise Invalid("Choose a type.", field="type")
+    return {
+        "title": clean_title(title),
+        "description": clean_text(description, DESCRIPTION_MAX, "description"),
+        "type": type_,
+        "url": clean_url(url, required=type_ in URL_TYPES),
+        "content": clean_text(content, CONTENT_MAX, "content"),
+    }
+
+
+def add_block(
+    section: Section,
+    user: User,
+    title: str,
+    type_: str = BlockType.LESSON,
+    url: str | None = None,
+    content: str = "",
+    description: str = "",
+) -> ContentBlock:
+    values = clean_block(title, description, type_, url, content)
+    position = len(_block_ids(section.id))
+    block = ContentBlock(section_id=section.id, position=position, **values)
+    db.session.add(block)
+    db.session.flush()
+    _sync_completion(section.course_id)
+    _touch(section.course_id)
+    db.session.commit()
+    return block
+
+
+def update_block(
+    block: ContentBlock,
+    user: User,
+    title: str,
+    type_: str,
+    url: str | None,
+    content: str,
+    description: str = "",
+) -> ContentBlock:
+    for name, value in clean_block(title, description, type_, url, content).items():
+        setattr(block, name, value)
+    _touch(block.section.course_id)
+    db.session.commit()
+    return block
+
+
+def delete_block(block: ContentBlock, user: User) -> int:
+    """Delete a block (and its completions); returns the course id."""
+    section_id = block.section_id
+    course_id = block.section.course_id
+    db.session.execute(delete(ContentBlock).where(ContentBlock.id == block.id))
+    _place_blocks(section_id, _block_ids(section_id))
+    _sync_completion(course_id)
+    _touch(course_id)
+    db.session.commit()
+    return course_id
+
+
+def move_block(block: ContentBlock, user: User, direction: str) -> ContentBlock:
+    """One place up or down; past the edge of its section into the neighbouring section."""
+    section = block.section
+    section_ids = _section_ids(section.course_id)
+    ids = _block_ids(section.id)
+    i = ids.index(block.id)
+    if direction not in ("up", "down"):
+        raise Invalid("Move up or down.")
+    j = i - 1 if direction == "up" else i + 1
+    if 0 <= j < len(ids):
+        ids[i], ids[j] = ids[j], ids[i]
+        _place_blocks(section.id, ids)
+    else:
+        k = section_ids.index(section.id) + (-1 if direction == "up" else 1)
+        if 0 <= k < len(section_ids):
+            target = section_ids[k]
+            ids.remove(block.id)
+            others = _block_ids(target)
+            others = others + [block.id] if direction == "up" else [block.id, *others]
+            _place_blocks(section.id, ids)
+            _place_blocks(target, others)
+    _touch(section.course_id)
+    db.session.commit()
+    db.session.refresh(block)
+    return block
+
+
+def move_block_to_section(block: ContentBlock, user: User, section_id: int) -> ContentBlock:
+    """Move the block to the end of another section of the same course."""
+    target = section_for_owner(section_id, user)
+    if target.course_id != block.section.course_id:
+        raise NotFound("No such section.")
+    if target.id != block.section_id:
+        source_id = block.section_id
+        rest = [b for b in _block_ids(source_id) if b != block.id]
+        _place_blocks(source_id, rest)
+        _place_blocks(target.id, [*_block_ids(target.id), block.id])
+    _touch(target.course_id)
+    db.session.commit()
+    db.session.refresh(block)
+    return block
+
+
+def reorder(course: Course, user: User, order: list[tuple[int, list[int]]]) -> None:
+    """Save a whole new order: sections, and for each section its blocks, in one transaction.
+
+    The order must name every section and block of the course exactly once and nothing else;
+    a stale or tampered order raises Conflict and changes nothing.
+    """
+    stale = Conflict("The outline changed since this page was loaded. Nothing was moved.")
+    section_ids = [sid for sid, _ in order]
+    block_ids = [bid for _, blocks in order for bid in blocks]
+    if len(set(section_ids)) != len(section_ids) or len(set(block_ids)) != len(block_ids):
+        raise stale
+    current = db.session.execute(
+        select(Section.id, ContentBlock.id)
+        .outerjoin(ContentBlock, ContentBlock.section_id == Section.id)
+        .where(Section.course_id == course.id)
+    ).all()
+    have_sections = {sid for sid, _ in current}
+    have_blocks = {bid for _, bid in current if bid is not None}
+    if set(section_ids) != have_sections or set(block_ids) != have_blocks:
+        raise stale
+    _renumber_sections(section_ids)
+    for sid, blocks in order:
+        _place_blocks(sid, blocks)
+    _touch(course.id)
+    db.session.commit()
