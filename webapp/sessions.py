@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import delete, select
 
 from .extensions import db
@@ -254,8 +256,13 @@ def make_store(app):
     client = app.config.get("REDIS_CLIENT")  # tests hand in a fakeredis client
     if client is None and url:
         timeout = app.config["REDIS_SOCKET_TIMEOUT"]
+        # No retries with backoff: an unreachable Redis must answer 503 within a second.
         client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),
         )
     if client is not None:
         app.extensions["lectern_redis"] = client

@@ -21,7 +21,7 @@ from flask_login import current_user, login_required
 from .. import sessions, tokens
 from ..extensions import client_ip, limiter
 from ..htmx import hx_redirect, targets
-from ..services import Invalid, NotAllowed, NotFound, accounts
+from ..services import Invalid, NotFound, accounts
 from ..site import home_endpoint
 from . import bp
 from .forms import (
@@ -426,9 +426,7 @@ def delete_account():
     if form.validate_on_submit():
         try:
             accounts.delete_account(current_user, form.password.data, client_ip())
-        except Invalid as exc:
-            form.password.errors.append(exc.message)
-        except NotAllowed as exc:
+        except Invalid as exc:  # NotAllowed (not a student) answers 403 via errors.py
             form.password.errors.append(exc.message)
         else:
             session.clear()

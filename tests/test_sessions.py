@@ -1,0 +1,316 @@
+"""Sessions: the live-session store (Redis and SQL), lifetimes, revocation, the sessions page,
+cookie flags, and failing closed when Redis is down."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import select
+
+from tests.conftest import PASSWORD, IsolatedClient, base_config, login_as, make_user
+from webapp import create_app, sessions
+from webapp.extensions import db
+from webapp.models import AuditEvent
+from webapp.services import accounts
+
+
+@pytest.fixture(params=["redis", "sql"])
+def store_kind(request, app):
+    """Run each test on the Redis store and on the SQL store (used without REDIS_URL)."""
+    if request.param == "sql":
+        app.extensions["lectern_session_store"] = sessions.SqlStore()
+    return request.param
+
+
+def actions() -> list[str]:
+    return list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+
+
+def login(client, user, remember=False, agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"):
+    data = {"email": user.email, "password": PASSWORD}
+    if remember:
+        data["remember"] = "y"
+    resp = client.post("/login", data=data, headers={"User-Agent": agent})
+    assert resp.status_code == 303
+    return client
+
+
+def new_client(app):
+    return app.test_client()
+
+
+# --- the sessions page ---------------------------------------------------------------------
+
+
+def test_sessions_page_lists_my_live_sessions_only(app, store_kind, student, count_queries):
+    mine = login(new_client(app), student)
+    login(new_client(app), student, agent="Mozilla/5.0 (iPhone; CPU iPhone OS 18_0) Safari/604.1")
+    stranger = make_user()
+    login(new_client(app), stranger, agent="curl/8.0")
+    with count_queries() as q:
+        resp = mine.get("/account/sessions")
+    assert resp.status_code == 200
+    assert q.count <= 3
+    body = resp.get_data(as_text=True)
+    assert "Firefox on Linux" in body and "Safari on iPhone" in body
+    assert "curl" not in body
+    assert "This device" in body and body.count("End session</button>") == 1
+    assert "127.0.0.1" in body
+    assert "Log out everywhere else" in body
+    for info in sessions.store().list_for_user(student.id):
+        assert info.jti not in body  # only opaque handles
+
+
+def test_sessions_page_needs_a_user(client):
+    assert client.get("/account/sessions").status_code == 303
+
+
+def _handle_of_other(app, user, current_client):
+    current = current_client.get("/account/sessions")
+    assert current.status_code == 200
+    for info in sessions.store().list_for_user(user.id):
+        sid = accounts.session_id(info.jti)
+        if f"/account/sessions/{sid}/end" in current.get_data(as_text=True):
+            return sid, info.jti
+    raise AssertionError("no other session listed")
+
+
+def test_end_one_session(app, store_kind, student):
+    mine = login(new_client(app), student)
+    theirs = login(new_client(app), student)
+    sid, jti = _handle_of_other(app, student, mine)
+    resp = mine.post(f"/account/sessions/{sid}/end")
+    assert resp.status_code == 303 and resp.headers["Location"] == "/account/sessions"
+    assert jti not in [s.jti for s in sessions.store().list_for_user(student.id)]
+    assert theirs.get("/account").status_code == 303  # that device is signed out
+    assert mine.get("/account").status_code == 200
+    assert actions()[-1] == "session.ended"
+
+
+def test_end_one_session_with_htmx_removes_the_row(app, store_kind, student):
+    mine = login(new_client(app), student)
+    login(new_client(app), student)
+    sid, _ = _handle_of_other(app, student, mine)
+    resp = mine.post(
+        f"/account/sessions/{sid}/end",
+        headers={"HX-Request": "true", "HX-Target": f"session-{sid}"},
+    )
+    assert resp.status_code == 200 and resp.get_data() == b""
+    assert "Session ended" in resp.headers["HX-Trigger"]
+    assert len(sessions.store().list_for_user(student.id)) == 1
+
+
+def test_cannot_end_someone_elses_session(app, store_kind, student):
+    victim = make_user()
+    victim_client = login(new_client(app), victim)
+    (info,) = sessions.store().list_for_user(victim.id)
+    attacker = login(new_client(app), student)
+    resp = attacker.post(f"/account/sessions/{accounts.session_id(info.jti)}/end")
+    assert resp.status_code == 303
+    assert len(sessions.store().list_for_user(victim.id)) == 1
+    assert victim_client.get("/account").status_code == 200
+
+
+def test_log_out_everywhere_else(app, store_kind, student):
+    mine = login(new_client(app), student, remember=True)
+    others = [login(new_client(app), student) for _ in range(2)]
+    resp = mine.post("/account/sessions/end-others")
+    assert resp.status_code == 303
+    assert "Signed out of 2 other sessions" in mine.get("/account/sessions").get_data(as_text=True)
+    for other in others:
+        assert other.get("/account").status_code == 303
+    assert mine.get("/account").status_code == 200
+    with mine.session_transaction() as sess:
+        assert sess.permanent  # "keep me signed in" survives the re-issued token
+    db.session.refresh(student)
+    assert student.session_epoch == 1
+    assert len(sessions.store().list_for_user(student.id)) == 1
+    assert "sessions.ended_others" in actions()
+
+
+# --- revocation on the next request --------------------------------------------------------
+
+
+def test_replay_after_password_change_is_refused(app, store_kind, student):
+    victim = login(new_client(app), student)
+    stolen = victim.get_cookie("lectern").value
+    data = {
+        "pw-current_password": PASSWORD,
+        "pw-new_password": "another good passphrase",
+        "pw-confirm": "another good passphrase",
+    }
+    assert victim.post("/account/password", data=data).status_code == 303
+    thief = new_client(app)
+    thief.set_cookie("lectern", stolen)
+    assert thief.get("/account").status_code == 303
+    assert victim.get("/account").status_code == 200
+
+
+def test_deactivation_takes_effect_on_the_next_request(app, store_kind, student):
+    c = login(new_client(app), student)
+    assert c.get("/account").status_code == 200
+    student.is_active = False
+    db.session.commit()
+    resp = c.get("/account")
+    assert resp.status_code == 303 and "/login" in resp.headers["Location"]
+
+
+def test_role_is_read_from_the_database_every_request(app, store_kind):
+    admin = make_user("admin")
+    c = login(new_client(app), admin)
+    assert c.get("/admin/users").status_code == 200
+    admin.role = "teacher"
+    db.session.commit()
+    assert c.get("/admin/users").status_code == 404
+    assert c.get("/account").status_code == 200
+
+
+def test_epoch_bump_ends_every_session(app, store_kind, student):
+    c = login(new_client(app), student)
+    accounts.end_all_sessions(student)
+    db.session.commit()
+    assert sessions.store().list_for_user(student.id) == []
+    assert c.get("/account").status_code == 303
+
+
+def test_a_stale_epoch_alone_is_refused(app, store_kind, student):
+    """Even if the store still had the jti (e.g. restored), the epoch refuses the token."""
+    c = new_client(app)
+    login_as(c, student)
+    student.session_epoch = 5
+    db.session.commit()
+    assert c.get("/account").status_code == 303
+
+
+# --- lifetimes -----------------------------------------------------------------------------
+
+
+def test_absolute_lifetime(app, store_kind, student):
+    short = login(new_client(app), student)
+    lasting = login(new_client(app), student, remember=True)
+    app.config["SESSION_MAX_SECONDS"] = -1
+    assert short.get("/account").status_code == 303
+    assert lasting.get("/account").status_code == 200
+    app.config["SESSION_REMEMBER_SECONDS"] = -1
+    assert lasting.get("/account").status_code == 303
+
+
+def test_idle_timeout_is_refreshed_on_use(app, student):
+    c = login(new_client(app), student)
+    (info,) = sessions.store().list_for_user(student.id)
+    r = app.extensions["lectern_redis"]
+    key = f"lectern:sess:{info.jti}"
+    r.expire(key, 5)
+    assert c.get("/account").status_code == 200
+    assert r.ttl(key) > app.config["SESSION_IDLE_SECONDS"] - 60
+    r.delete(key)  # what the TTL does when it runs out
+    assert c.get("/account").status_code == 303
+
+
+def test_idle_timeout_in_the_sql_store(app, student):
+    app.extensions["lectern_session_store"] = sessions.SqlStore()
+    c = login(new_client(app), student)
+    from sqlalchemy import update
+
+    from webapp.models import LiveSession, utcnow
+
+    db.session.execute(update(LiveSession).values(expires_at=utcnow()))
+    db.session.commit()
+    assert c.get("/account").status_code == 303
+
+
+def test_tampered_token_is_refused(app, student):
+    c = new_client(app)
+    login_as(c, student)
+    with c.session_transaction() as sess:
+        sess[sessions.AUTH_KEY] = sess[sessions.AUTH_KEY][:-2] + "zz"
+    assert c.get("/account").status_code == 303
+
+
+# --- cookies -------------------------------------------------------------------------------
+
+
+def test_cookie_flags_in_development(client, student):
+    resp = client.post("/login", data={"email": student.email, "password": PASSWORD})
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_cookie_flags_in_production(app, student):
+    prod = create_app(
+        base_config(
+            LECTERN_ENV="production",
+            SECRET_KEY="a-long-random-production-key-0123456789-xyz",
+            BASE_URL="https://lectern.example",
+            SESSION_COOKIE_SECURE=True,
+            SESSION_COOKIE_NAME="__Host-lectern",
+        )
+    )
+    prod.test_client_class = IsolatedClient
+    c = prod.test_client()
+    resp = c.post(
+        "/login",
+        data={"email": student.email, "password": PASSWORD},
+        base_url="https://lectern.example",
+    )
+    assert resp.status_code == 303
+    cookie = resp.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-lectern=")
+    for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
+        assert flag in cookie
+    assert "Domain" not in cookie
+
+
+# --- Redis down ----------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["client", "url"])
+def redis_down_app(request, app):
+    """Redis unreachable: a client handed in (0.2 s timeouts, no retries), or one that
+    make_store builds from REDIS_URL as in production."""
+    if request.param == "client":
+        dead = redis.Redis(
+            host="127.0.0.1",
+            port=1,
+            socket_timeout=0.2,
+            socket_connect_timeout=0.2,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),
+        )
+        cfg = base_config(REDIS_CLIENT=dead, RATELIMIT_STORAGE_URI="memory://")
+    else:
+        cfg = base_config(
+            REDIS_CLIENT=None,
+            REDIS_URL="redis://127.0.0.1:1/0",
+            REDIS_SOCKET_TIMEOUT=0.2,
+            RATELIMIT_STORAGE_URI="memory://",
+        )
+    broken = create_app(cfg)
+    broken.test_client_class = IsolatedClient
+    return broken
+
+
+def test_redis_down_fails_closed_quickly_and_public_pages_work(redis_down_app, student):
+    c = redis_down_app.test_client()
+    with c.session_transaction() as sess, redis_down_app.app_context():
+        sess[sessions.AUTH_KEY] = sessions.sign(student.id, "some-jti", 0, False)
+    started = time.monotonic()
+    resp = c.get("/account")
+    assert time.monotonic() - started < 1.0
+    assert resp.status_code == 503
+    assert "Temporarily unavailable" in resp.get_data(as_text=True)
+    assert c.get("/account/sessions").status_code == 503
+    # Public pages keep working, with or without the cookie.
+    for path in ("/", "/login", "/signup", "/password/forgot", "/courses"):
+        assert redis_down_app.test_client().get(path).status_code == 200, path
+    assert c.get("/login").status_code == 200
+    # Logging in cannot open a session: 503, never a session that is not checked.
+    fresh = redis_down_app.test_client()
+    resp = fresh.post("/login", data={"email": student.email, "password": PASSWORD})
+    assert resp.status_code == 503
+    with fresh.session_transaction() as sess:
+        assert sessions.AUTH_KEY not in sess
