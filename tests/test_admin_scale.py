@@ -94,9 +94,11 @@ def test_users_page_with_100000_users(client, school, count_queries):
         assert resp.text.count('<tr id="user-') <= 50
     first = client.get("/admin/users?q=person4242", headers=SEARCH_HX)
     assert "person4242@school2.example.org" in first.text
-    for url in SEARCHES:  # the search, as typed: well under 100 ms of server time
+    # The search, as typed: well under 100 ms of server time. On an idle machine these answer in
+    # 12-25 ms; the bound leaves room for a CI machine that is busy with other tests.
+    for url in SEARCHES:
         ms = _server_ms(client, url, headers=SEARCH_HX)
-        assert ms < 60, f"{url}: {ms:.1f} ms"
+        assert ms < 75, f"{url}: {ms:.1f} ms"
     for url in PAGES:  # and every listing page stays fast too
         ms = _server_ms(client, url, runs=3)
         assert ms < 250, f"{url}: {ms:.1f} ms"
