@@ -244,7 +244,7 @@ def add_section(course_id: int):
         except Invalid as exc:
             _form_errors(form, exc)
         else:
-            return _outline_done(course, "Section added", focus=f"section-{section.id}")
+            return _outline_done(course, "Section added", focus=f"section-{section.id}-title")
     if htmx.targets("outline"):
         resp = _fragment(
             "authoring/partials/add_section.html", 422, "Not saved: " + _first_error(form),
@@ -324,7 +324,7 @@ def move_section(section_id: int):
         svc.move_section(section, _me(), direction)
     except Invalid:
         abort(400)
-    return _outline_done(section.course, "Section moved", focus=f"section-{section_id}")
+    return _outline_done(section.course, "Section moved", focus=f"section-{section_id}-{direction}")
 
 
 @bp.post("/teach/sections/<int:section_id>/delete")
@@ -352,7 +352,7 @@ def add_block(section_id: int):
             _form_errors(form, exc)
         else:
             # A video or link needs its URL: open the new block's editor straight away.
-            return _outline_done(course, "Block added", focus=f"block-{block.id}")
+            return _outline_done(course, "Block added", focus=f"block-{block.id}-edit")
     key = f"add-block-{section_id}"
     if htmx.targets("outline"):
         resp = _fragment(
@@ -425,12 +425,15 @@ def move_block(block_id: int):
         except ValueError:
             abort(400)
         svc.move_block_to_section(block, _me(), target)
+        focus = f"{key}-edit"
     else:
+        direction = request.form.get("direction", "")
         try:
-            svc.move_block(block, _me(), request.form.get("direction", ""))
+            svc.move_block(block, _me(), direction)
         except Invalid:
             abort(400)
-    return _outline_done(course, "Block moved", focus=key)
+        focus = f"{key}-{direction}"
+    return _outline_done(course, "Block moved", focus=focus)
 
 
 @bp.post("/teach/blocks/<int:block_id>/delete")
@@ -439,7 +442,7 @@ def delete_block(block_id: int):
     block = svc.block_for_owner(block_id, _me())
     course, title, section_id = block.section.course, block.title, block.section_id
     svc.delete_block(block, _me())
-    return _outline_done(course, f"Deleted the block “{title}”.", focus=f"section-{section_id}")
+    return _outline_done(course, f"Deleted the block “{title}”.", focus=f"collapse-{section_id}")
 
 
 @bp.post("/teach/preview")
