@@ -88,6 +88,12 @@ def test_student_takes_a_course(live_server, page, journey_data):
     expect(page.locator("#status")).to_contain_text("1 course found")
     page.watch.shot("learning-catalogue-search")
     no_violations(page)
+    # Back returns to the unfiltered list; Forward to the search.
+    page.go_back()
+    expect(page.locator("#catalogue-results tbody tr")).to_have_count(4)
+    page.go_forward()
+    expect(page.locator("#catalogue-results tbody tr")).to_have_count(1)
+    expect(page.get_by_label("Search by course title or teacher")).to_have_value("access")
 
     # Enrol, then Start.
     page.get_by_role("link", name="Accessible web pages").click()
