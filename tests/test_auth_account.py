@@ -368,3 +368,38 @@ def test_no_password_or_token_in_the_audit_log(client, mailbox, student):
     for secret in ("the wrong password", NEW, link.rsplit("/", 1)[1], PASSWORD):
         assert secret not in dump
     assert re.search("password.reset", repr(actions()))
+
+
+def test_smtp_down_never_fails_the_request_nor_loses_the_message(client, app, mailbox):
+    from tests.conftest import free_port
+    from webapp.mail import deliver_pending
+
+    working_port = app.config["MAIL_PORT"]  # the fixture's aiosmtpd server
+    app.config.update(MAIL_PORT=free_port(), MAIL_TIMEOUT=0.5)  # nothing listens there
+    resp = client.post(
+        "/signup",
+        data={
+            "name": "Offline",
+            "email": "offline@example.com",
+            "password": NEW,
+            "confirm": NEW,
+            "role": "student",
+        },
+    )
+    assert resp.status_code == 303
+    assert deliver_pending() == (0, 1)
+    row = db.session.scalar(select(OutboxMessage))
+    assert row.sent_at is None and row.attempts == 1 and row.last_error
+    # The server is back: the message goes out on a later run.
+    app.config.update(MAIL_PORT=working_port)
+    row.next_attempt_at = row.created_at
+    db.session.commit()
+    (msg,) = mailbox.to("offline@example.com")
+    assert msg["Subject"] == "Activate your Lectern account"
+
+
+def test_account_page_query_budget(client, student, count_queries):
+    login_as(client, student)
+    with count_queries() as q:
+        assert client.get("/account").status_code == 200
+    assert q.count <= 2
