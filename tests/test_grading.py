@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from tests.conftest import ON_REAL_SERVERS, login_as, make_course, make_user
-from tests.test_teaching import HX, blocks_of, complete, enrol, gradable_of
+from tests.test_teaching import HX, analyze, blocks_of, complete, enrol, gradable_of
 from webapp.extensions import db
 from webapp.models import (
     CompletedContentBlock,
@@ -444,6 +444,7 @@ def _bulk_course(teacher, students: int, blocks: int, fill: float = 0.5):
     for k in range(0, len(rows), 10000):
         db.session.execute(insert(CompletedContentBlock), rows[k : k + 10000])
     db.session.commit()
+    analyze()
     return course
 
 

@@ -616,31 +616,40 @@ def gradebook_cell(course: Course, completion_id: int) -> tuple[CompletedContent
 # --- CSV exports -------------------------------------------------------------------------------
 
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA = frozenset("=+-@\t\r")
 
 
 def csv_safe(value) -> object:
     """Neutralise spreadsheet formulas: text starting with = + - @ (or tab/CR) gets a quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA):
+    if isinstance(value, str) and value[:1] in _FORMULA:
         return "'" + value
     return value
 
 
-class _Line:
-    """A file-like that hands back what csv.writer wrote for one row."""
+class _Rows:
+    """csv.writer into a small buffer, handed out every ``flush_every`` rows."""
 
-    def __init__(self):
+    def __init__(self, flush_every: int = 200):
         self.buf = io.StringIO()
+        self.writer = csv.writer(self.buf, lineterminator="\r\n")
+        self.flush_every = flush_every
+        self.pending = 0
 
-    def take(self, writer, row) -> str:
+    def add(self, row) -> str | None:
+        self.writer.writerow([csv_safe(v) for v in row])
+        self.pending += 1
+        return self.take() if self.pending >= self.flush_every else None
+
+    def take(self) -> str:
+        text = self.buf.getvalue()
         self.buf.seek(0)
         self.buf.truncate()
-        writer.writerow([csv_safe(v) for v in row])
-        return self.buf.getvalue()
+        self.pending = 0
+        return text
 
 
 def _iso(value: dt.datetime | None) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
+    return value.astimezone(dt.UTC).isoformat(sep=" ", timespec="seconds") if value else ""
 
 
 def _fmt_avg(value) -> str:
@@ -654,9 +663,9 @@ def gradebook_csv(course: Course, chunk: int = 1000) -> Iterator[str]:
     """
     blocks = course_blocks(course.id, gradable_only=True)
     index = {b.id: i for i, b in enumerate(blocks)}
-    line = _Line()
-    writer = csv.writer(line.buf, lineterminator="\r\n")
-    yield "\ufeff" + line.take(writer, ["Student", "Email", *[b.title for b in blocks], "Average"])
+    out = _Rows()
+    out.add(["Student", "Email", *[b.title for b in blocks], "Average"])
+    yield "\ufeff" + out.take()
     gradable = (
         select(ContentBlock.id)
         .join(Section, ContentBlock.section_id == Section.id)
@@ -688,19 +697,18 @@ def gradebook_csv(course: Course, chunk: int = 1000) -> Iterator[str]:
                     grades[index[bid]] = g
                     total += g
                     count += 1
-            yield line.take(
-                writer, [name, email, *grades, _fmt_avg(total / count if count else None)]
-            )
+            chunk = out.add([name, email, *grades, _fmt_avg(total / count if count else None)])
+            if chunk:
+                yield chunk
+        yield out.take()
     finally:
         result.close()
 
 
 def progress_csv(course: Course, chunk: int = 1000) -> Iterator[str]:
     """Every completion of every enrolled student, one line each, streamed."""
-    line = _Line()
-    writer = csv.writer(line.buf, lineterminator="\r\n")
-    yield "\ufeff" + line.take(
-        writer,
+    out = _Rows()
+    out.add(
         [
             "Student",
             "Email",
@@ -712,8 +720,9 @@ def progress_csv(course: Course, chunk: int = 1000) -> Iterator[str]:
             "Grade",
             "Graded at",
             "Comment",
-        ],
+        ]
     )
+    yield "\ufeff" + out.take()
     stmt = (
         select(
             User.name,
@@ -745,8 +754,7 @@ def progress_csv(course: Course, chunk: int = 1000) -> Iterator[str]:
     result = db.session.execute(stmt)
     try:
         for name, email, section, block, kind, done, updated, g, graded, comment in result:
-            yield line.take(
-                writer,
+            chunk = out.add(
                 [
                     name,
                     email,
@@ -758,7 +766,10 @@ def progress_csv(course: Course, chunk: int = 1000) -> Iterator[str]:
                     "" if g is None else g,
                     _iso(graded),
                     comment or "",
-                ],
+                ]
             )
+            if chunk:
+                yield chunk
+        yield out.take()
     finally:
         result.close()
