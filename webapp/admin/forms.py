@@ -19,7 +19,10 @@ class UserSearchForm(FlaskForm):
 
     q = SearchField("Search by email or name", validators=[Length(max=100)])
     role = SelectField(
-        "Role", choices=[SelectChoice("", "Any role"), *ROLE_CHOICES], validate_choice=False
+        "Role",
+        choices=[SelectChoice("", "Any role"), *ROLE_CHOICES],
+        validate_choice=False,
+        id="filter-role",
     )
     status = SelectField(
         "Status",
@@ -28,6 +31,7 @@ class UserSearchForm(FlaskForm):
             *[SelectChoice(s, STATUS_LABELS[s]) for s in STATUSES],
         ],
         validate_choice=False,
+        id="filter-status",  # not "status": that id is the page's live region
     )
     sort = HiddenField()
     dir = HiddenField()
