@@ -643,11 +643,23 @@ def test_edit_of_something_not_completed_is_a_conflict(client, student, course):
     assignment = first_of(course, "assignment")
     enrol(student, course)
     login_as(client, student)
-    resp = client.post(
-        block_url(course, assignment, "/completion"), data={"url": "https://a.example"}
-    )
+    url = block_url(course, assignment, "/completion")
+    resp = client.post(url, data={"url": "https://a.example"}, headers=HX_COMPLETION)
     assert resp.status_code == 409
+    assert 'id="completion"' in resp.text and "not marked complete" in resp.text
+    assert "Submit and mark complete" in resp.text
+    resp = client.post(url, data={"url": "https://a.example"})
+    assert resp.status_code == 303
     assert completions(student) == []
+
+
+def test_edit_of_a_lesson_is_a_conflict(client, student, course):
+    lesson = blocks_of(course)[0]
+    enrol(student, course)
+    complete_directly(student, lesson)
+    login_as(client, student)
+    resp = client.post(block_url(course, lesson, "/completion"), headers=HX_COMPLETION)
+    assert resp.status_code == 409 and "nothing to edit" in resp.text
 
 
 def test_undo_over_htmx(client, student, course):

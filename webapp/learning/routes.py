@@ -116,7 +116,7 @@ def _after_change(course_id, block_id, view, message, form=None, status=200, not
     ctx = {
         "view": view,
         "form": form or _work_form(view),
-        "editing": form is not None and view.completion is not None,
+        "editing": form is not None and view.completion is not None and status == 422,
         "notice": notice,
         "changed": status < 400,
     }
@@ -137,32 +137,30 @@ def _after_change(course_id, block_id, view, message, form=None, status=200, not
 @bp.post("/courses/<int:course_id>/blocks/<int:block_id>/complete")
 @student_required
 def complete(course_id: int, block_id: int):
-    view = service.block_view(course_id, block_id, current_user)
-    form = _work_form(view, formdata=request.form)
+    block = service.block_for_student(course_id, block_id, current_user)
+    form = WorkForm() if block.is_gradable else CompleteForm()
     if not form.validate_on_submit():
-        return _invalid(course_id, block_id, view, form)
+        return _invalid(course_id, block_id, form)
     try:
-        view = service.complete_block(
-            course_id, block_id, current_user, *_work(form, view.block.is_gradable)
-        )
+        view = service.complete_block(course_id, block_id, current_user, *_work(form))
     except Invalid as exc:
-        getattr(form, exc.field or "url").errors = [exc.message]
-        return _invalid(course_id, block_id, view, form)
+        return _invalid(course_id, block_id, form, exc)
     return _after_change(course_id, block_id, view, _progress_message("Marked complete", view))
 
 
 @bp.post("/courses/<int:course_id>/blocks/<int:block_id>/completion")
 @student_required
 def edit_completion(course_id: int, block_id: int):
-    view = service.block_view(course_id, block_id, current_user)
-    form = _work_form(view, formdata=request.form)
-    if not view.block.is_gradable or not form.validate_on_submit():
-        return _invalid(course_id, block_id, view, form)
+    block = service.block_for_student(course_id, block_id, current_user)
+    form = WorkForm() if block.is_gradable else CompleteForm()
+    if block.is_gradable and not form.validate_on_submit():
+        return _invalid(course_id, block_id, form)
     try:
-        view = service.edit_completion(course_id, block_id, current_user, *_work(form, True))
+        view = service.edit_completion(course_id, block_id, current_user, *_work(form))
     except Invalid as exc:
-        getattr(form, exc.field or "url").errors = [exc.message]
-        return _invalid(course_id, block_id, view, form)
+        return _invalid(course_id, block_id, form, exc)
+    except Conflict as exc:
+        return _conflict(course_id, block_id, exc)
     return _after_change(course_id, block_id, view, "Your work is updated.")
 
 
@@ -172,21 +170,32 @@ def undo(course_id: int, block_id: int):
     try:
         view = service.undo_completion(course_id, block_id, current_user)
     except Conflict as exc:
-        view = service.block_view(course_id, block_id, current_user)
-        return _after_change(course_id, block_id, view, exc.message, status=409, notice=exc.message)
+        return _conflict(course_id, block_id, exc)
     return _after_change(course_id, block_id, view, _progress_message("Marked not done", view))
 
 
-def _work(form, gradable: bool) -> tuple[str | None, str]:
-    if not gradable:
+def _work(form) -> tuple[str | None, str]:
+    if not isinstance(form, WorkForm):
         return None, ""
     return form.url.data, form.remarks.data or ""
 
 
-def _invalid(course_id, block_id, view, form):
+def _invalid(course_id, block_id, form, exc: Invalid | None = None):
+    """The form again with its messages (422)."""
+    if exc is not None:
+        getattr(form, exc.field or "url").errors = [exc.message]
+    view = service.block_view(course_id, block_id, current_user)
+    if not isinstance(form, WorkForm):
+        form = None
     return _after_change(
         course_id, block_id, view, "Please correct the form.", form=form, status=422
     )
+
+
+def _conflict(course_id, block_id, exc: Conflict):
+    """The completion as it stands, with the reason the change was refused (409)."""
+    view = service.block_view(course_id, block_id, current_user)
+    return _after_change(course_id, block_id, view, exc.message, status=409, notice=exc.message)
 
 
 def _progress_message(what: str, view) -> str:

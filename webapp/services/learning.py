@@ -382,6 +382,11 @@ def _block_for_student(course_id: int, block_id: int, student: User):
     return course, block, enrolled
 
 
+def block_for_student(course_id: int, block_id: int, student: User) -> ContentBlock:
+    """The guard of a block's pages and forms: the block if ``student`` is enrolled."""
+    return _block_for_student(course_id, block_id, student)[1]
+
+
 def _completion(block_id: int, student_id: int) -> CompletedContentBlock | None:
     return db.session.scalar(
         select(CompletedContentBlock).where(
