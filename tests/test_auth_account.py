@@ -403,3 +403,30 @@ def test_account_page_query_budget(client, student, count_queries):
     with count_queries() as q:
         assert client.get("/account").status_code == 200
     assert q.count <= 2
+
+
+def test_change_email_with_htmx_returns_the_form_fragment(client, mailbox, student):
+    login_as(client, student)
+    headers = {"HX-Request": "true", "HX-Target": "email-form"}
+    bad = client.post(
+        "/account/email", data={"em-email": "nope", "em-password": PASSWORD}, headers=headers
+    )
+    assert bad.status_code == 422
+    assert 'id="email-form"' in bad.get_data(as_text=True)
+    assert "<html" not in bad.get_data(as_text=True)
+    ok = client.post(
+        "/account/email",
+        data={"em-email": "fresh@example.com", "em-password": PASSWORD},
+        headers=headers,
+    )
+    assert ok.status_code == 200
+    assert "confirmation link" in ok.get_data(as_text=True)
+    assert "announce" in ok.headers["HX-Trigger"]
+    assert len(mailbox.to("fresh@example.com")) == 1
+
+
+@pytest.mark.parametrize("path_", ["/signup", "/login"])
+def test_signed_in_users_are_sent_home_from_signup_and_login(client, student, path_):
+    login_as(client, student)
+    resp = client.get(path_)
+    assert resp.status_code == 303 and resp.headers["Location"] == "/learn"
