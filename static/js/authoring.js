@@ -55,8 +55,8 @@
   }
 
   function setUp(root) {
-    root.querySelectorAll(".block-form").forEach(showFieldsFor);
-    if (root.matches && root.matches(".block-form")) showFieldsFor(root);
+    root.querySelectorAll(".block-form, .add-block").forEach(showFieldsFor);
+    if (root.matches && root.matches(".block-form, .add-block")) showFieldsFor(root);
     if (typeof window.Sortable === "undefined" || !window.matchMedia("(pointer: fine)").matches) return;
     var lists = [];
     if (root.matches && root.matches(".sections")) lists.push(root);

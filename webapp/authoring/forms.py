@@ -72,6 +72,11 @@ class SectionDescriptionForm(FlaskForm):
 class NewBlockForm(FlaskForm):
     title = title_field("New block title")
     type = SelectField("Type", choices=BLOCK_TYPES, default=str(BlockType.LESSON))
+    url = StringField("URL", filters=[_strip], validators=[Length(max=URL_MAX), _web_url])
+
+    def validate_url(self, field):
+        if self.type.data in (BlockType.VIDEO, BlockType.LINK) and not field.data:
+            raise ValidationError("A URL is required for videos and links.")
 
 
 class BlockForm(FlaskForm):

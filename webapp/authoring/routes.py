@@ -347,7 +347,9 @@ def add_block(section_id: int):
     form = NewBlockForm(prefix=f"new-block-{section_id}")
     if form.validate_on_submit():
         try:
-            block = svc.add_block(section, _me(), form.title.data, form.type.data)
+            block = svc.add_block(
+                section, _me(), form.title.data, form.type.data, url=form.url.data
+            )
         except Invalid as exc:
             _form_errors(form, exc)
         else:
