@@ -740,3 +740,28 @@ def test_audit_never_holds_passwords_or_tokens(app, admin_client, admin):
         assert (
             jti not in text and sid not in text and "password" not in text and "scrypt" not in text
         )
+
+
+def test_detail_and_audit_query_budgets_do_not_grow(app, admin_client, teacher, count_queries):
+    student = make_user(Role.STUDENT)
+
+    def enrol(n: int) -> None:
+        for i in range(n):
+            course = make_course(teacher, title=f"Course {i}", sections=1, blocks=2)
+            db.session.add(StudentCourse(student_id=student.id, course_id=course.id))
+            block = course.sections[0].blocks[0]
+            db.session.add(CompletedContentBlock(student_id=student.id, content_block_id=block.id))
+        db.session.commit()
+        _audit_rows(30, student, student)
+
+    def measure() -> tuple[int, int]:
+        with count_queries() as detail:
+            assert admin_client.get(f"/admin/users/{student.id}").status_code == 200
+        with count_queries() as log:
+            assert admin_client.get("/admin/audit?q=student").status_code == 200
+        return detail.count, log.count
+
+    enrol(1)
+    small = measure()
+    enrol(6)
+    assert measure() == small and small[0] <= 6 and small[1] <= 4

@@ -156,6 +156,9 @@ def test_bulk_selection_is_keyboard_accessible_and_confirms_the_count(live_serve
     assert "Deactivate: 3 users?" in page.locator("#bulk-panel h2").inner_text()
     shot(page, "admin-bulk-confirm")
     assert page.watch.axe() == []
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "admin-bulk-confirm-phone")
+    assert page.watch.axe() == []
     page.get_by_role("button", name="Deactivate: 3 users").click()
     page.wait_for_selector(".flash.success")
     assert "3 of 3 selected users changed" in page.locator(".flash").inner_text()
