@@ -340,6 +340,14 @@ def _touch(course_id: int) -> None:
 # --- sections --------------------------------------------------------------------------------
 
 
+def _lock(course_id: int) -> None:
+    """Serialise structural changes of one course (row lock on PostgreSQL; SQLite locks anyway).
+
+    Two tabs adding or moving at once would otherwise both compute the same next position.
+    """
+    db.session.execute(select(Course.id).where(Course.id == course_id).with_for_update())
+
+
 def _section_ids(course_id: int) -> list[int]:
     return list(
         db.session.execute(
@@ -379,6 +387,7 @@ def _place_blocks(section_id: int, ids: list[int]) -> None:
 def add_section(course: Course, user: User, title: str, description: str = "") -> Section:
     title = clean_title(title)
     description = clean_text(description, DESCRIPTION_MAX, "description")
+    _lock(course.id)
     position = len(_section_ids(course.id))
     section = Section(course_id=course.id, title=title, description=description, position=position)
     db.session.add(section)
@@ -402,6 +411,7 @@ def update_section_field(section: Section, user: User, name: str, value: str) ->
 def delete_section(section: Section, user: User) -> int:
     """Delete a section with its blocks (and their completions); returns the course id."""
     course_id = section.course_id
+    _lock(course_id)
     db.session.execute(delete(Section).where(Section.id == section.id))
     _renumber_sections(_section_ids(course_id))
     _sync_completion(course_id)
@@ -412,6 +422,7 @@ def delete_section(section: Section, user: User) -> int:
 
 def move_section(section: Section, user: User, direction: str) -> Section:
     """Move a section one place up or down; at either end nothing changes."""
+    _lock(section.course_id)
     ids = _section_ids(section.course_id)
     i = ids.index(section.id)
     j = i - 1 if direction == "up" else i + 1 if direction == "down" else None
@@ -465,6 +476,7 @@ def add_block(
     description: str = "",
 ) -> ContentBlock:
     values = clean_block(title, description, type_, url, content)
+    _lock(section.course_id)
     position = len(_block_ids(section.id))
     block = ContentBlock(section_id=section.id, position=position, **values)
     db.session.add(block)
@@ -495,6 +507,7 @@ def delete_block(block: ContentBlock, user: User) -> int:
     """Delete a block (and its completions); returns the course id."""
     section_id = block.section_id
     course_id = block.section.course_id
+    _lock(course_id)
     db.session.execute(delete(ContentBlock).where(ContentBlock.id == block.id))
     _place_blocks(section_id, _block_ids(section_id))
     _sync_completion(course_id)
@@ -506,6 +519,7 @@ def delete_block(block: ContentBlock, user: User) -> int:
 def move_block(block: ContentBlock, user: User, direction: str) -> ContentBlock:
     """One place up or down; past the edge of its section into the neighbouring section."""
     section = block.section
+    _lock(section.course_id)
     section_ids = _section_ids(section.course_id)
     ids = _block_ids(section.id)
     i = ids.index(block.id)
@@ -535,6 +549,7 @@ def move_block_to_section(block: ContentBlock, user: User, section_id: int) -> C
     target = section_for_owner(section_id, user)
     if target.course_id != block.section.course_id:
         raise NotFound("No such section.")
+    _lock(target.course_id)
     if target.id != block.section_id:
         source_id = block.section_id
         rest = [b for b in _block_ids(source_id) if b != block.id]
@@ -557,6 +572,7 @@ def reorder(course: Course, user: User, order: list[tuple[int, list[int]]]) -> N
     block_ids = [bid for _, blocks in order for bid in blocks]
     if len(set(section_ids)) != len(section_ids) or len(set(block_ids)) != len(block_ids):
         raise stale
+    _lock(course.id)
     current = db.session.execute(
         select(Section.id, ContentBlock.id)
         .outerjoin(ContentBlock, ContentBlock.section_id == Section.id)
