@@ -3,6 +3,8 @@ new users, detail, deletion with course transfer, and the audit log."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, insert, select
 
@@ -506,7 +508,7 @@ def test_new_user_form(admin_client):
 
 
 @needs_mail_helpers
-def test_new_user_is_invited_by_email(admin_client, admin, mailbox):
+def test_new_user_is_invited_by_email(app, admin_client, admin, mailbox):
     resp = admin_client.post(
         "/admin/users/new", data={"email": "New@School.org", "name": " Nia ", "role": "teacher"}
     )
@@ -522,7 +524,11 @@ def test_new_user_is_invited_by_email(admin_client, admin, mailbox):
     [event] = events("admin.user_created")
     assert event.target_user_id == user.id and event.details == {"role": "teacher"}
     [msg] = mailbox.to("new@school.org")
-    assert "http://lectern.test/" in mailbox.text(msg)
+    link = re.search(r"http://lectern\.test(/\S+)", mailbox.text(msg)).group(1)
+    # the invitation leads to a set-password form (the accounts feature's page)
+    invitee = app.test_client()
+    landing = invitee.get(link, follow_redirects=True)
+    assert landing.status_code == 200 and 'type="password"' in landing.text
 
 
 @pytest.mark.parametrize(
