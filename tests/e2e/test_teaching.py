@@ -55,8 +55,10 @@ def test_teacher_grades_by_keyboard_edits_gradebook_and_exports(live_server, pag
     # j/k move through the queue, and letters typed in a field stay in the field
     page.keyboard.press("j")
     expect(panel).to_contain_text("Ben Okri")
+    expect(page.locator("#panel-heading")).to_be_focused()  # focus moves on purpose
     page.keyboard.press("k")
     expect(panel).to_contain_text("Ada Lovelace")
+    expect(page.locator("#panel-heading")).to_be_focused()
 
     grades = {"Ada Lovelace": "91", "Ben Okri": "78", "Cy Twombly": "64"}
     for left, name in zip((2, 1, 0), names, strict=True):
