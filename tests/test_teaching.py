@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from sqlalchemy import func, insert, select, text
@@ -419,3 +420,16 @@ def test_student_record_page(client, setup, teacher, student):
     assert "https://example.com/work" in html
     stranger = make_user(Role.STUDENT)
     assert client.get(f"/teach/courses/{course.id}/students/{stranger.id}").status_code == 404
+
+
+def test_course_tabs_partial_can_be_included_by_other_pages(app, setup, teacher):
+    from flask import render_template_string
+
+    with app.test_request_context("/"):
+        html = render_template_string(
+            '{% include "teaching/partials/course_tabs.html" %}', course=setup["course"]
+        )
+    assert f'href="/teach/courses/{setup["course"].id}/students"' in html
+    assert re.search(r'id="grading-count"[^>]*>.*1', html)  # counted when not given
+    if "authoring.editor" in app.view_functions:
+        assert 'aria-current="page">Editor' in html

@@ -25,10 +25,13 @@ from .forms import CellForm, EnrolForm, GradeForm
 BASE = "/teach/courses/<int:course_id>"
 
 
-@bp.context_processor
-def _endpoints():
-    # The course tabs link to the editor only where that page exists.
-    return {"has_endpoint": lambda name: name in current_app.view_functions}
+@bp.app_context_processor
+def _course_tabs_helpers():
+    """For teaching/partials/course_tabs.html, which other blueprints' pages may include too."""
+    return {
+        "has_endpoint": lambda name: name in current_app.view_functions,
+        "teaching_queue_count": grading.queue_count,
+    }
 
 
 def _course(course_id: int):
