@@ -47,6 +47,10 @@ def test_teacher_grades_by_keyboard_edits_gradebook_and_exports(live_server, pag
     expect(page.locator("#grading-count")).to_contain_text("3")
     expect(page.get_by_text("Keyboard shortcuts")).to_be_visible()
     page.watch.shot("teaching-grading-queue")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.watch.shot("teaching-grading-queue-phone")
+    assert page.watch.axe() == []
+    page.set_viewport_size({"width": 1280, "height": 900})
     assert page.watch.axe() == []
     # axe leaves empty style="" attributes behind, which htmx would then copy while settling
     # (a CSP violation caused by the audit, not the app): start again from a clean DOM.
