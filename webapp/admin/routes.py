@@ -110,9 +110,7 @@ def user_action(user_id: int, action: str):
 @admin_required
 def change_role(user_id: int):
     form = RoleForm()
-    if not form.validate():
-        raise Invalid("Choose a role.")
-    role = form.role.data
+    role = form.role.data if form.validate() else ""  # the service refuses an unknown role
     return _row_response(
         user_id,
         lambda: svc.change_role(current_user, user_id, role, client_ip()),
@@ -147,9 +145,14 @@ def bulk():
     selected = svc.users_by_ids(ids)
     back = _back(url_for("admin.users"))
     if form.validate() and selected and form.confirm.data == "yes":
-        count = svc.bulk(current_user, [u.id for u in selected], form.action.data, client_ip())
-        label = svc.BULK_ACTIONS[form.action.data]
-        flash(f"{label}: {count} of {len(selected)} selected users changed.", "success")
+        try:
+            count = svc.bulk(current_user, [u.id for u in selected], form.action.data, client_ip())
+        except Conflict as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            label = svc.BULK_ACTIONS[form.action.data]
+            flash(f"{label}: {count} of {len(selected)} selected users changed.", "success")
         return redirect(back, code=303)
     error = None
     if not selected:
