@@ -136,7 +136,8 @@ class PageWatch:
     def shot(self, name: str, full_page: bool = True) -> Path:
         SHOTS.mkdir(parents=True, exist_ok=True)
         path = SHOTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=full_page)
+        # caret="initial": hiding the caret leaves style="" on inputs, which htmx copies on swaps
+        self.page.screenshot(path=str(path), full_page=full_page, caret="initial")
         return path
 
     def axe(self, exclude_rules: tuple[str, ...] = ()) -> list[dict]:
