@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from tests.conftest import login_as, make_course, make_user
+from tests.conftest import ON_REAL_SERVERS, login_as, make_course, make_user
 from webapp.extensions import db
 from webapp.models import (
     BlockType,
@@ -433,3 +433,39 @@ def test_course_tabs_partial_can_be_included_by_other_pages(app, setup, teacher)
     assert re.search(r'id="grading-count"[^>]*>.*1', html)  # counted when not given
     if "authoring.editor" in app.view_functions:
         assert 'aria-current="page">Editor' in html
+
+
+@pytest.mark.skipif(not ON_REAL_SERVERS, reason="real concurrency needs PostgreSQL")
+def test_concurrent_enrolments_of_the_same_address_on_postgresql(app, course, teacher):
+    import threading
+
+    make_user(Role.STUDENT, email="race@example.com")
+    clients = []
+    for _ in range(4):
+        c = app.test_client()
+        login_as(c, teacher)
+        clients.append(c)
+    barrier = threading.Barrier(len(clients))
+    results: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def enrol_it(c):
+        with app.app_context():
+            barrier.wait()
+            resp = c.post(
+                f"/teach/courses/{course.id}/students",
+                data={"emails": "race@example.com"},
+                headers={**HX, "HX-Target": "enrol"},
+            )
+        with lock:
+            results.append((resp.status_code, resp.text))
+
+    threads = [threading.Thread(target=enrol_it, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert [status for status, _ in results] == [200] * 4
+    said = sorted("</span>: enrolled</li>" in text for _, text in results)
+    assert said == [False, False, False, True]
+    assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 1
