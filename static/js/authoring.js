@@ -54,6 +54,15 @@
     form.requestSubmit();
   }
 
+  // Sortable leaves style="" (or mid-animation styles) on the items; when htmx settles the
+  // swapped outline it would copy those attributes, which the CSP (rightly) refuses. Drop them.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var target = evt.detail.target;
+    if (!target || !target.querySelectorAll) return;
+    if (target.hasAttribute("style")) target.removeAttribute("style");
+    target.querySelectorAll("[style]").forEach(function (el) { el.removeAttribute("style"); });
+  });
+
   function setUp(root) {
     root.querySelectorAll(".block-form, .add-block").forEach(showFieldsFor);
     if (root.matches && root.matches(".block-form, .add-block")) showFieldsFor(root);
@@ -64,12 +73,12 @@
     lists.forEach(function (el) {
       if (el.dataset.sortable) return;
       el.dataset.sortable = "1";
-      window.Sortable.create(el, { handle: ".section-handle", draggable: ".section", animation: 120, onEnd: postOrder });
+      window.Sortable.create(el, { handle: ".section-handle", draggable: ".section", animation: 0, onEnd: postOrder });
     });
     root.querySelectorAll(".blocks").forEach(function (el) {
       if (el.dataset.sortable) return;
       el.dataset.sortable = "1";
-      window.Sortable.create(el, { group: "blocks", handle: ".block-handle", draggable: ".block", animation: 120, onEnd: postOrder });
+      window.Sortable.create(el, { group: "blocks", handle: ".block-handle", draggable: ".block", animation: 0, onEnd: postOrder });
     });
   }
 

@@ -69,18 +69,23 @@ def test_teacher_builds_and_publishes_a_course(live_server, page, app):
     expect(page.locator("#course-title h1")).to_have_text("Web basics for beginners")
     expect(page.locator("#status")).to_contain_text("Saved")
     # Escape cancels without saving.
-    page.locator("#course-title").get_by_role("link", name="Edit").click()
-    page.locator("#course-title input[name=course-title]").fill("Oops")
+    edit_title = page.locator("#course-title [data-inplace-edit]")
+    expect(edit_title).to_be_focused()  # focus comes back to the Edit button
+    edit_title.click()
+    title_input = page.locator("#course-title input[name=course-title]")
+    expect(title_input).to_be_focused()
+    title_input.fill("Oops")
     page.keyboard.press("Escape")
     expect(page.locator("#course-title h1")).to_have_text("Web basics for beginners")
+    expect(edit_title).to_be_focused()
 
     # Reorder by keyboard: "What is HTML" moves up twice, focus staying on its Up button.
     lesson = first.locator(".block", has_text="What is HTML")
     lesson.get_by_role("button", name=re.compile("^↑ Up")).focus()
     page.keyboard.press("Enter")
     expect(first.locator(".block-title").first).to_have_text("What is HTML")
-    focused = page.evaluate("() => document.activeElement.textContent")
-    assert "move block What is HTML up" in focused
+    lesson = first.locator(".block", has_text="What is HTML")
+    expect(lesson.get_by_role("button", name=re.compile("^↑ Up"))).to_be_focused()
     # Down past the end of the section moves a block into the next one.
     video = page.locator(".section").nth(0).locator(".block", has_text="Reading list")
     video.get_by_role("button", name=re.compile("^↓ Down")).focus()
@@ -124,4 +129,50 @@ def test_teacher_builds_and_publishes_a_course(live_server, page, app):
     assert page.watch.axe() == []
     # The one refused "Add block" above answered 422 on purpose; Chromium logs every 4xx.
     page.watch.errors = [e for e in page.watch.errors if "status of 422" not in e]
+    page.watch.assert_clean()
+
+
+def test_drag_and_drop_saves_the_order_and_a_stale_one_is_refused(live_server, page, app):
+    from sqlalchemy import select
+
+    from tests.conftest import make_course
+    from webapp.extensions import db
+    from webapp.models import ContentBlock, Section
+    from webapp.services import courses as svc
+
+    teacher = make_user("teacher", email="dragger@example.com")
+    course = make_course(teacher, title="Sortable", sections=2, blocks=2, types=("lesson",))
+    log_in(page, live_server, teacher)
+    page.goto(f"{live_server}/teach/courses/{course.id}")
+    page.wait_for_function("() => window.Sortable !== undefined")
+
+    def order():
+        db.session.expire_all()
+        return [
+            (s.title, [b.title for b in s.blocks])
+            for s in db.session.scalars(
+                select(Section).where(Section.course_id == course.id).order_by(Section.position)
+            )
+        ]
+
+    first = page.locator(".block", has_text="Block 1.1")
+    target = page.locator(".block", has_text="Block 2.2")
+    first.locator(".block-handle").drag_to(target)
+    expect(page.locator("#status")).to_contain_text("Order saved")
+    after = order()
+    assert after[0] == ("Section 1", ["Block 1.2"])
+    assert sorted(after[1][1]) == ["Block 1.1", "Block 2.1", "Block 2.2"]
+
+    # Another tab adds a block: the order this page holds is stale and is refused whole.
+    section = db.session.scalar(select(Section).where(Section.title == "Section 1"))
+    svc.add_block(section, teacher, "Added elsewhere")
+    before = order()
+    page.locator(".block", has_text="Block 1.2").locator(".block-handle").drag_to(
+        page.locator(".block", has_text="Block 2.1")
+    )
+    expect(page.locator("#status")).to_contain_text("Nothing was moved")
+    expect(page.locator(".block-title", has_text="Added elsewhere")).to_be_visible()
+    assert order() == before
+    assert db.session.query(ContentBlock).count() == 5
+    page.watch.errors = [e for e in page.watch.errors if "status of 409" not in e]
     page.watch.assert_clean()
