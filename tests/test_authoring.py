@@ -193,13 +193,23 @@ def test_editor_of_a_published_course_is_still_private(client, other_teacher, te
 def mutations(course_id, section_id, block_id, other_section_id):
     """(method, url, data, htmx target) for every mutating URL of the editor."""
     return [
-        ("post", f"/teach/courses/{course_id}/title", {"course-title": "Hacked"}, "course-title"),
-        ("post", f"/teach/courses/{course_id}/description", {"course-description": "x"}, None),
+        (
+            "post",
+            f"/teach/courses/{course_id}/title",
+            {"course-edit-title": "Hacked"},
+            "course-title",
+        ),
+        ("post", f"/teach/courses/{course_id}/description", {"course-edit-description": "x"}, None),
         ("post", f"/teach/courses/{course_id}/publish", {"published": "1"}, "publish"),
         ("post", f"/teach/courses/{course_id}/duplicate", {}, None),
         ("post", f"/teach/courses/{course_id}/sections", {"new-section-title": "S"}, "outline"),
         ("post", f"/teach/courses/{course_id}/order", {"order": "[]"}, "outline"),
-        ("post", f"/teach/sections/{section_id}/title", {f"section-{section_id}-title": "x"}, None),
+        (
+            "post",
+            f"/teach/sections/{section_id}/title",
+            {f"section-{section_id}-edit-title": "x"},
+            None,
+        ),
         ("post", f"/teach/sections/{section_id}/description", {}, None),
         ("post", f"/teach/sections/{section_id}/collapse", {"collapsed": "1"}, None),
         ("post", f"/teach/sections/{section_id}/move", {"direction": "down"}, "outline"),
@@ -282,7 +292,7 @@ def test_course_title_in_place(client, teacher, course):
     assert "<html" not in form.text
     shown = client.get(url, headers=hx("course-title"))
     assert '<h1 class="inplace-text">Draft course</h1>' in shown.text
-    saved = client.post(url, data={"course-title": "  Renamed  "}, headers=hx("course-title"))
+    saved = client.post(url, data={"course-edit-title": "  Renamed  "}, headers=hx("course-title"))
     assert saved.status_code == 200 and ">Renamed</h1>" in saved.text
     assert json.loads(saved.headers["HX-Trigger"]) == {"announce": "Saved"}
     assert db.session.get(Course, course.id).title == "Renamed"
@@ -292,13 +302,15 @@ def test_course_title_errors_appear_next_to_the_field(client, teacher, course):
     login_as(client, teacher)
     url = f"/teach/courses/{course.id}/title"
     for bad in ("   ", "x" * 201):
-        resp = client.post(url, data={"course-title": bad}, headers=hx("course-title"))
+        resp = client.post(url, data={"course-edit-title": bad}, headers=hx("course-title"))
         assert resp.status_code == 422
-        assert 'id="course-title-error"' in resp.text and "<form" in resp.text
+        assert 'id="course-edit-title-error"' in resp.text and "<form" in resp.text
         assert "Not saved" in json.loads(resp.headers["HX-Trigger"])["announce"]
-    page = client.post(url, data={"course-title": " "})
+    page = client.post(url, data={"course-edit-title": " "})
     assert (
-        page.status_code == 422 and "<html" in page.text and 'id="course-title-error"' in page.text
+        page.status_code == 422
+        and "<html" in page.text
+        and 'id="course-edit-title-error"' in page.text
     )
     assert db.session.get(Course, course.id).title == "Draft course"
 
@@ -310,15 +322,15 @@ def test_in_place_fields_work_without_javascript(client, teacher, course):
     assert resp.status_code == 302
     assert resp.headers["Location"].endswith("?edit=course-description#course-description")
     page = client.get(resp.headers["Location"])
-    assert 'name="course-description"' in page.text
+    assert 'name="course-edit-description"' in page.text
     resp = client.post(
-        f"/teach/courses/{course.id}/description", data={"course-description": "New words"}
+        f"/teach/courses/{course.id}/description", data={"course-edit-description": "New words"}
     )
     assert resp.status_code == 303 and resp.headers["Location"].endswith("#course-description")
     assert db.session.get(Course, course.id).description == "New words"
     page = client.get(f"/teach/courses/{course.id}?edit=section-{sid}-title")
-    assert f'name="section-{sid}-title"' in page.text
-    resp = client.post(f"/teach/sections/{sid}/title", data={f"section-{sid}-title": "Intro"})
+    assert f'name="section-{sid}-edit-title"' in page.text
+    resp = client.post(f"/teach/sections/{sid}/title", data={f"section-{sid}-edit-title": "Intro"})
     assert resp.status_code == 303
     assert db.session.get(Section, sid).title == "Intro"
 
@@ -330,15 +342,15 @@ def test_section_fields_in_place(client, teacher, course):
     form = client.get(f"/teach/sections/{sid}/description?edit=1", headers=hx(key))
     assert form.text.lstrip().startswith(f'<div id="{key}"') and "<textarea" in form.text
     resp = client.post(
-        f"/teach/sections/{sid}/description", data={f"section-{sid}-description": "Hi"},
+        f"/teach/sections/{sid}/description", data={f"section-{sid}-edit-description": "Hi"},
         headers=hx(key),
     )  # fmt: skip
     assert resp.status_code == 200 and ">Hi</p>" in resp.text
     resp = client.post(
-        f"/teach/sections/{sid}/title", data={f"section-{sid}-title": " "},
+        f"/teach/sections/{sid}/title", data={f"section-{sid}-edit-title": " "},
         headers=hx(f"section-{sid}-title"),
     )  # fmt: skip
-    assert resp.status_code == 422 and f'id="section-{sid}-title-error"' in resp.text
+    assert resp.status_code == 422 and f'id="section-{sid}-edit-title-error"' in resp.text
     assert db.session.get(Section, sid).title == "Section 1"
 
 
@@ -600,7 +612,9 @@ def test_every_text_field_comes_out_inert(client, teacher, payload):
     course_id = int(resp.headers["Location"].rsplit("/", 1)[1])
     client.post(f"/teach/courses/{course_id}/sections", data={"new-section-title": payload})
     sid = layout(course_id)[0][0]
-    client.post(f"/teach/sections/{sid}/description", data={f"section-{sid}-description": payload})
+    client.post(
+        f"/teach/sections/{sid}/description", data={f"section-{sid}-edit-description": payload}
+    )
     client.post(f"/teach/sections/{sid}/blocks", data={f"new-block-{sid}-title": payload})
     bid = layout(course_id)[0][1][0]
     key = f"block-{bid}"

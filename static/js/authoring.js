@@ -3,16 +3,21 @@
 (function () {
   "use strict";
 
-  // Escape cancels an in-place form; Ctrl/Cmd+Enter saves a textarea (Enter saves inputs).
+  // Escape cancels an in-place form; Enter saves it.
   document.addEventListener("keydown", function (evt) {
     var form = evt.target.closest && evt.target.closest(".inplace-form");
     if (!form) return;
     if (evt.key === "Escape") {
       var cancel = form.querySelector("[data-cancel]");
       if (cancel) { evt.preventDefault(); cancel.click(); }
-    } else if (evt.key === "Enter" && (evt.ctrlKey || evt.metaKey) && evt.target.tagName === "TEXTAREA") {
-      evt.preventDefault();
-      form.requestSubmit();
+    } else if (evt.key === "Enter" && evt.target.tagName === "TEXTAREA") {
+      // A title/description form: Enter saves, Shift+Enter is a new line. In a block's
+      // editor Enter writes Markdown, and Ctrl/Cmd+Enter saves.
+      var short = !form.classList.contains("block-form");
+      if ((short && !evt.shiftKey) || evt.ctrlKey || evt.metaKey) {
+        evt.preventDefault();
+        form.requestSubmit();
+      }
     }
   });
 

@@ -7,6 +7,8 @@ import re
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD, make_user
+from webapp.extensions import db
+from webapp.models import CollapsedSection
 
 
 def log_in(page, base, user):
@@ -62,7 +64,7 @@ def test_teacher_builds_and_publishes_a_course(live_server, page, app):
 
     # Edit the course title in place: click the text, type, Enter saves.
     page.locator("#course-title h1").click()
-    title_input = page.locator("#course-title input[name=course-title]")
+    title_input = page.locator("#course-title").get_by_label("Course title")
     expect(title_input).to_be_focused()
     title_input.fill("Web basics for beginners")
     title_input.press("Enter")
@@ -72,7 +74,7 @@ def test_teacher_builds_and_publishes_a_course(live_server, page, app):
     edit_title = page.locator("#course-title [data-inplace-edit]")
     expect(edit_title).to_be_focused()  # focus comes back to the Edit button
     edit_title.click()
-    title_input = page.locator("#course-title input[name=course-title]")
+    title_input = page.locator("#course-title").get_by_label("Course title")
     expect(title_input).to_be_focused()
     title_input.fill("Oops")
     page.keyboard.press("Escape")
@@ -105,8 +107,31 @@ def test_teacher_builds_and_publishes_a_course(live_server, page, app):
     expect(preview.locator("strong")).to_have_text("elements")
     expect(preview.locator("h2")).to_have_text("Tags")
     page.watch.shot("authoring-block-editor")
+    assert page.watch.axe() == []  # with an inline editor open, too
     editor.get_by_role("button", name="Save block").click()
     expect(page.locator(".block-form")).to_have_count(0)
+
+    # A section description in place: Shift+Enter is a new line, Enter saves.
+    first = page.locator(".section").nth(0)
+    first.locator(".inplace-description [data-inplace-edit]").click()
+    description = first.get_by_label("Section description")
+    expect(description).to_be_focused()
+    description.type("Start here.")
+    description.press("Shift+Enter")
+    description.type("Then go on.")
+    description.press("Enter")
+    expect(first.locator(".inplace-description .description")).to_have_text(
+        "Start here.\nThen go on."
+    )
+
+    # Collapse the second section; the state is kept on the server.
+    second = page.locator(".section").nth(1)
+    second.get_by_role("button", name=re.compile("^Collapse")).click()
+    expect(second.locator(".section-body")).to_be_hidden()
+    expect(second.get_by_role("button", name=re.compile("^Expand"))).to_have_attribute(
+        "aria-expanded", "false"
+    )
+    assert db.session.query(CollapsedSection).count() == 1
 
     # Publish.
     page.get_by_role("button", name="Publish").click()

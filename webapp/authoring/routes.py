@@ -73,10 +73,10 @@ def _forms_ctx(o: svc.Outline) -> dict:
         "new_section_form": SectionForm(formdata=None, prefix="new-section"),
         "block_form": lambda b: BlockForm(formdata=None, obj=b, prefix=f"block-{b.id}"),
         "course_field_form": lambda name, c: FIELD_FORMS[name](
-            formdata=None, obj=c, prefix="course"
+            formdata=None, obj=c, prefix="course-edit"
         ),
         "section_field_form": lambda name, s: SECTION_FIELD_FORMS[name](
-            formdata=None, obj=s, prefix=f"section-{s.id}"
+            formdata=None, obj=s, prefix=f"section-{s.id}-edit"
         ),
     }
 
@@ -146,7 +146,8 @@ def course_field(course_id: int, name: str):
     """Title or description in place: GET ?edit=1 the form, GET the text, POST saves."""
     course = svc.course_for_owner(course_id, _me())
     key = f"course-{name}"
-    form = FIELD_FORMS[name](prefix="course")
+    # Field ids must differ from the in-place container ids (course-title, …).
+    form = FIELD_FORMS[name](prefix="course-edit")
     if request.method == "GET":
         if not htmx.targets(key):
             return redirect(_editor_url(course_id, key, edit=_edit_arg(key)))
@@ -267,7 +268,7 @@ def _first_error(form) -> str:
 def section_field(section_id: int, name: str):
     section = svc.section_for_owner(section_id, _me())
     key = f"section-{section_id}-{name}"
-    form = SECTION_FIELD_FORMS[name](prefix=f"section-{section_id}")
+    form = SECTION_FIELD_FORMS[name](prefix=f"section-{section_id}-edit")
     if request.method == "GET":
         if not htmx.targets(key):
             return redirect(_editor_url(section.course_id, key, edit=_edit_arg(key)))
