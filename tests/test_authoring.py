@@ -136,6 +136,11 @@ def test_dashboard_counts_in_a_fixed_number_of_queries(client, teacher, student,
     assert '<td class="num" data-count="blocks">15</td>' in row
     assert '<td class="num" data-count="students">1</td>' in row
     assert "<strong>1</strong>" in row
+    if "teaching.grading_page" in client.application.view_functions:
+        with client.application.test_request_context():
+            from flask import url_for
+
+            assert url_for("teaching.grading_page", course_id=c.id) in row
 
 
 @pytest.mark.parametrize("who", ROLES)

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import json
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 
 from .. import htmx
@@ -112,7 +121,13 @@ def _outline_done(course, message: str, focus: str | None = None, status: int = 
 @bp.get("/teach")
 @teacher_required
 def dashboard():
-    return render_template("authoring/dashboard.html", rows=svc.teacher_dashboard(_me()))
+    # The grading queue belongs to the teaching blueprint; link to it where it is installed.
+    grading = (
+        "teaching.grading_page" if "teaching.grading_page" in current_app.view_functions else None
+    )
+    return render_template(
+        "authoring/dashboard.html", rows=svc.teacher_dashboard(_me()), grading=grading
+    )
 
 
 @bp.route("/teach/courses/new", methods=["GET", "POST"])
