@@ -23,6 +23,11 @@ def log_in(page, base: str, user) -> None:
     page.wait_for_load_state("networkidle")
 
 
+def settled(page) -> None:
+    """Wait until htmx has settled the last swap (focus moves to data-autofocus then)."""
+    page.wait_for_function("() => !document.querySelector('.htmx-settling, .htmx-request')")
+
+
 def test_teacher_grades_by_keyboard_edits_gradebook_and_exports(live_server, page, context, app):
     teacher = make_user(Role.TEACHER, name="Tess Teacher", email="tess@example.com")
     course = make_course(teacher, title="Organic Chemistry", sections=2, blocks=5)
@@ -59,9 +64,11 @@ def test_teacher_grades_by_keyboard_edits_gradebook_and_exports(live_server, pag
     # j/k move through the queue, and letters typed in a field stay in the field
     page.keyboard.press("j")
     expect(panel).to_contain_text("Ben Okri")
+    settled(page)
     expect(page.locator("#panel-heading")).to_be_focused()  # focus moves on purpose
     page.keyboard.press("k")
     expect(panel).to_contain_text("Ada Lovelace")
+    settled(page)
     expect(page.locator("#panel-heading")).to_be_focused()
 
     grades = {"Ada Lovelace": "91", "Ben Okri": "78", "Cy Twombly": "64"}
