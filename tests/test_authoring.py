@@ -488,7 +488,7 @@ def test_move_blocks_by_buttons_and_to_another_section(client, teacher, course):
     assert '<select id="move-' in chooser.text and "<html" not in chooser.text
     assert "<html" in client.get(f"/teach/blocks/{a}/move").text
     resp = client.post(f"/teach/blocks/{a}/move", data={"section_id": s2})
-    assert resp.status_code == 303
+    assert resp.status_code == 303 and resp.headers["Location"].endswith(f"#block-{a}")
     assert layout(course.id) == [(s1, []), (s2, [b, c, d, a])]
 
 

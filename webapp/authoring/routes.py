@@ -75,7 +75,7 @@ def _form_errors(form, exc: Invalid) -> None:
     form._fields[name].errors = [*form._fields[name].errors, exc.message]
 
 
-def _forms_ctx(o: svc.Outline) -> dict:
+def _forms_ctx() -> dict:
     """Factories for the forms the editor shows (unbound: filled from the objects)."""
     return {
         "new_block_form": lambda s: NewBlockForm(formdata=None, prefix=f"new-block-{s.id}"),
@@ -97,7 +97,7 @@ def _editor_page(course, status: int = 200, **ctx):
     ctx.setdefault("edit_form", None)
     html = render_template(
         "authoring/editor.html", o=o, course=course, can_edit=course.user_id == me.id,
-        **{**_forms_ctx(o), **ctx},
+        **{**_forms_ctx(), **ctx},
     )  # fmt: skip
     return make_response(html, status)
 
@@ -109,10 +109,20 @@ def _outline_done(course, message: str, focus: str | None = None, status: int = 
         return _fragment(
             "authoring/partials/outline.html", status, message,
             o=o, course=course, can_edit=True, edit="", edit_form=None, focus=focus,
-            **_forms_ctx(o),
+            **_forms_ctx(),
         )  # fmt: skip
     flash(message, "error" if status >= 400 else "success")
-    return redirect(_editor_url(course.id, focus), code=303)
+    return redirect(_editor_url(course.id, _anchor(focus)), code=303)
+
+
+def _anchor(focus: str | None) -> str | None:
+    """The element id to scroll to for a focus key ("block-5-up" -> "block-5")."""
+    if not focus:
+        return None
+    if focus.startswith("collapse-"):
+        return "section-" + focus.removeprefix("collapse-")
+    head, _, tail = focus.rpartition("-")
+    return head if tail in ("up", "down", "edit") else focus
 
 
 # --- dashboard and new course ----------------------------------------------------------------
@@ -326,7 +336,7 @@ def collapse_section(section_id: int):
         return _fragment(
             "authoring/partials/section.html", o=o, course=course, section=current,
             can_edit=True, edit="", edit_form=None, focus=f"collapse-{section_id}",
-            **_forms_ctx(o),
+            **_forms_ctx(),
         )  # fmt: skip
     return redirect(_editor_url(section.course_id, key), code=303)
 
