@@ -1,0 +1,71 @@
+"""Concurrent structural changes on PostgreSQL: positions stay dense and unique."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import DATABASE_URL, login_as, make_course
+from webapp.extensions import db
+from webapp.models import ContentBlock, Section
+
+pytestmark = pytest.mark.skipif(
+    not DATABASE_URL.startswith("postgresql"), reason="real concurrency needs PostgreSQL"
+)
+
+N = 8
+
+
+def _at_once(app, user, requests: list[tuple[str, dict]]) -> list[int]:
+    """Each (url, data) POSTed by its own client at the same moment."""
+    clients = []
+    for _ in requests:
+        c = app.test_client()
+        login_as(c, user)
+        clients.append(c)
+    barrier = threading.Barrier(len(requests))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def run(c, url, data):
+        with app.app_context():
+            barrier.wait(timeout=30)
+            resp = c.post(url, data=data)
+        with lock:
+            statuses.append(resp.status_code)
+
+    threads = [
+        threading.Thread(target=run, args=(c, url, data))
+        for c, (url, data) in zip(clients, requests, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    return statuses
+
+
+def test_concurrent_adds_and_moves_keep_positions_dense(app, teacher):
+    course = make_course(teacher, sections=2, blocks=3, types=("lesson",))
+    s1, s2 = [s.id for s in course.sections]
+    moving = [b.id for b in course.sections[0].blocks]
+    requests = [
+        (f"/teach/sections/{s1}/blocks", {f"new-block-{s1}-title": f"New {i}"}) for i in range(N)
+    ]
+    requests += [(f"/teach/blocks/{b}/move", {"section_id": str(s2)}) for b in moving]
+    requests += [(f"/teach/courses/{course.id}/sections", {"new-section-title": "More"})] * 3
+    statuses = _at_once(app, teacher, requests)
+    assert statuses == [303] * len(requests)
+    db.session.expire_all()
+    sections = db.session.scalars(
+        select(Section).where(Section.course_id == course.id).order_by(Section.position)
+    ).all()
+    assert [s.position for s in sections] == list(range(5))
+    for s in sections:
+        positions = sorted(b.position for b in s.blocks)
+        assert positions == list(range(len(positions)))
+    assert db.session.query(ContentBlock).count() == 6 + N
+    assert len(sections[1].blocks) == 6
