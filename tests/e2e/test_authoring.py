@@ -124,6 +124,23 @@ def test_teacher_builds_and_publishes_a_course(live_server, page, app):
         "Start here.\nThen go on."
     )
 
+    # "Move to…" chooser: pick the section by keyboard, the block lands at its end.
+    intro = page.locator(".block", has_text="Intro video")
+    intro.get_by_role("link", name=re.compile("^Move to")).click()
+    chooser = page.get_by_label(re.compile("Move “Intro video” to the end of"))
+    expect(chooser).to_be_focused()
+    assert page.watch.axe() == []
+    chooser.select_option(label="2. Going further")
+    page.get_by_role("button", name="Move", exact=True).click()
+    expect(page.locator(".section").nth(1).locator(".block-title").last).to_have_text("Intro video")
+
+    # Deleting asks first and says what would be lost.
+    block = page.locator(".block", has_text="Check yourself")
+    block.locator("summary").click()
+    expect(block.locator(".confirm-body")).to_contain_text("0 student completions")
+    assert page.watch.axe() == []
+    block.locator("summary").click()  # closed again, nothing deleted
+
     # Collapse the second section; the state is kept on the server.
     second = page.locator(".section").nth(1)
     second.get_by_role("button", name=re.compile("^Collapse")).click()
