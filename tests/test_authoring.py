@@ -677,3 +677,15 @@ def test_editor_query_budget_does_not_grow_with_the_course(client, teacher, coun
         resp = client.get(f"/teach/courses/{big.id}")
     assert resp.status_code == 200 and resp.text.count('class="block"') == 1000
     assert q_big.count == q_small.count <= 10, q_big.statements
+
+
+def test_ids_beyond_the_database_range_are_not_found(client, teacher, course):
+    login_as(client, teacher)
+    huge = 10**20
+    (_, (bid, _)), _ = layout(course.id)
+    assert client.get(f"/teach/courses/{huge}").status_code == 404
+    assert client.post(f"/teach/sections/{huge}/collapse", data={}).status_code == 404
+    assert client.get(f"/teach/blocks/{huge}?edit=1").status_code == 404
+    resp = client.post(f"/teach/blocks/{bid}/move", data={"section_id": str(huge)})
+    assert resp.status_code == 404
+    assert client.post(f"/teach/blocks/{bid}/move", data={"section_id": "x"}).status_code == 400
