@@ -24,3 +24,17 @@ class Conflict(DomainError):
 
 class Invalid(DomainError):
     pass
+
+
+MAX_ID = 2**31 - 1  # ids beyond an INTEGER column would be a database error, not a 404
+
+
+def id_or_404(value, what: str) -> int:
+    """``value`` as a row id; NotFound for anything that is not a positive INTEGER."""
+    try:
+        value = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise NotFound(f"No such {what}.") from None
+    if not 0 < value <= MAX_ID:
+        raise NotFound(f"No such {what}.")
+    return value

@@ -22,7 +22,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotAllowed, NotFound
+from . import Conflict, Invalid, NotAllowed, NotFound, id_or_404
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
@@ -31,22 +31,10 @@ URL_MAX = 2000
 
 # --- guards ----------------------------------------------------------------------------------
 
-MAX_ID = 2**31 - 1  # ids beyond an INTEGER column would be a database error, not a 404
-
-
-def _id_or_404(value, what: str) -> int:
-    try:
-        value = int(value)
-    except (TypeError, ValueError):
-        raise NotFound(f"No such {what}.") from None
-    if not 0 < value <= MAX_ID:
-        raise NotFound(f"No such {what}.")
-    return value
-
 
 def course_for_owner(course_id: int, user: User) -> Course:
     """The course if ``user`` owns it; NotFound otherwise (not yours looks like missing)."""
-    course_id = _id_or_404(course_id, "course")
+    course_id = id_or_404(course_id, "course")
     course = db.session.get(Course, course_id)
     if course is None or user is None or course.user_id != user.id:
         raise NotFound("No such course.")
@@ -55,7 +43,7 @@ def course_for_owner(course_id: int, user: User) -> Course:
 
 def course_for_manager(course_id: int, user: User) -> Course:
     """The course if ``user`` owns it or is an admin (view and delete)."""
-    course_id = _id_or_404(course_id, "course")
+    course_id = id_or_404(course_id, "course")
     course = db.session.get(Course, course_id)
     if course is None or user is None or not (course.user_id == user.id or user.is_admin):
         raise NotFound("No such course.")
@@ -64,7 +52,7 @@ def course_for_manager(course_id: int, user: User) -> Course:
 
 def course_for_viewer(course_id: int, user: User | None) -> Course:
     """A published course for anyone; a draft only for its owner and admins."""
-    course_id = _id_or_404(course_id, "course")
+    course_id = id_or_404(course_id, "course")
     course = db.session.get(Course, course_id)
     if course is None:
         raise NotFound("No such course.")
@@ -78,7 +66,7 @@ def course_for_viewer(course_id: int, user: User | None) -> Course:
 
 def section_for_owner(section_id: int, user: User) -> Section:
     """The section if ``user`` owns its course; NotFound otherwise."""
-    section_id = _id_or_404(section_id, "section")
+    section_id = id_or_404(section_id, "section")
     section = db.session.execute(
         select(Section)
         .join(Course, Section.course_id == Course.id)
@@ -91,7 +79,7 @@ def section_for_owner(section_id: int, user: User) -> Section:
 
 def block_for_owner(block_id: int, user: User) -> ContentBlock:
     """The content block if ``user`` owns its course; NotFound otherwise."""
-    block_id = _id_or_404(block_id, "block")
+    block_id = id_or_404(block_id, "block")
     block = db.session.execute(
         select(ContentBlock)
         .join(Section, ContentBlock.section_id == Section.id)
