@@ -290,6 +290,13 @@ def test_seed_demo_on_empty_database(app):
     assert db.session.query(User).count() == 6
     types = {b.type for b in db.session.query(ContentBlock)}
     assert types == {"lesson", "quiz", "assignment", "video", "link"}
+    # two students part-way through the first course, with a quiz and an assignment to grade
+    from webapp.models import Course, StudentCourse
+    from webapp.services import grading
+
+    course = db.session.query(Course).order_by(Course.id).first()
+    assert db.session.query(StudentCourse).filter_by(course_id=course.id).count() == 2
+    assert grading.queue_count(course.id) == 2
     again = runner.invoke(args=["seed-demo"])
     assert "already present" in again.output
     assert db.session.query(User).count() == 6

@@ -200,4 +200,38 @@ def seed(password: str) -> dict[str, User]:
                     )
                 )
     db.session.commit()
+    _seed_progress(users)
     return users
+
+
+# Who has done what in the first demo course, so every page has something to show: a student
+# part-way through with a quiz waiting for a grade, another with an assignment to grade.
+DEMO_PROGRESS = {
+    "student@example.com": [
+        ("Welcome", None),
+        ("Installing Python", None),
+        ("Check yourself", "https://example.org/sam/quiz"),
+    ],
+    "student2@example.com": [
+        ("Welcome", None),
+        ("Your first program", "https://example.org/sasha/hello.py"),
+    ],
+}
+
+
+def _seed_progress(users: dict[str, User]) -> None:
+    """Enrol two demo students in the first course and record some completions."""
+    from .services import learning
+
+    course = db.session.scalar(select(Course).order_by(Course.id).limit(1))
+    blocks = {
+        b.title: b
+        for b in db.session.scalars(
+            select(ContentBlock).join(Section).where(Section.course_id == course.id)
+        )
+    }
+    for email, done in DEMO_PROGRESS.items():
+        student = users[email]
+        learning.enrol(course.id, student)
+        for title, url in done:
+            learning.complete_block(course.id, blocks[title].id, student, url=url)
