@@ -41,6 +41,7 @@ def test_production_accepts_safe_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("LECTERN_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "Zx8-kQ2pL9vN4mR7tY1wE5uI3oP6aS0dF")
     monkeypatch.setenv("BASE_URL", "https://lectern.example")
+    monkeypatch.setenv("MAIL_SERVER", "smtp.lectern.example")
     monkeypatch.delenv("SESSION_COOKIE_SECURE", raising=False)
     cfg = config_module.load(str(tmp_path))
     assert cfg["SESSION_COOKIE_SECURE"] is True

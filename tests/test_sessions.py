@@ -246,6 +246,7 @@ def test_cookie_flags_in_production(app, student):
             LECTERN_ENV="production",
             SECRET_KEY="a-long-random-production-key-0123456789-xyz",
             BASE_URL="https://lectern.example",
+            MAIL_SERVER="smtp.lectern.example",
             SESSION_COOKIE_SECURE=True,
             SESSION_COOKIE_NAME="__Host-lectern",
         )

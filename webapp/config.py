@@ -90,6 +90,7 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
             "MAIL_DEFAULT_SENDER", "Lectern <no-reply@localhost>"
         ),
         "MAIL_TIMEOUT": float(os.environ.get("MAIL_TIMEOUT", "10")),
+        "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", 30),
         "OUTBOX_THREAD": _bool(os.environ.get("OUTBOX_THREAD"), env == "development"),
         "SESSION_COOKIE_SECURE": _bool(os.environ.get("SESSION_COOKIE_SECURE"), production),
         "SESSION_COOKIE_HTTPONLY": True,
@@ -100,6 +101,7 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "SESSION_IDLE_SECONDS": _int("SESSION_IDLE_SECONDS", 2 * 3600),
         "SESSION_MAX_SECONDS": _int("SESSION_MAX_SECONDS", 12 * 3600),
         "SESSION_REMEMBER_SECONDS": _int("SESSION_REMEMBER_SECONDS", 30 * 24 * 3600),
+        "SESSION_REMEMBER_IDLE_SECONDS": _int("SESSION_REMEMBER_IDLE_SECONDS", 7 * 24 * 3600),
         "ACTIVATION_MAX_SECONDS": _int("ACTIVATION_MAX_SECONDS", 48 * 3600),
         "RESET_MAX_SECONDS": _int("RESET_MAX_SECONDS", 3600),
         "EMAIL_CHANGE_MAX_SECONDS": _int("EMAIL_CHANGE_MAX_SECONDS", 48 * 3600),
@@ -112,6 +114,8 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "TESTING": env == "testing",
     }
     cfg.update(overrides)
+    if cfg["MAIL_MAX_ATTEMPTS"] < 1:
+        raise ConfigError("MAIL_MAX_ATTEMPTS must be at least 1")
     if production:
         check_production(cfg)
     return cfg
@@ -127,3 +131,6 @@ def check_production(cfg: dict) -> None:
         raise ConfigError("SESSION_COOKIE_SECURE is off; production cookies must be Secure (HTTPS)")
     if not str(cfg.get("BASE_URL", "")).startswith("https://"):
         raise ConfigError("BASE_URL must start with https:// in production")
+    if not cfg.get("MAIL_SERVER"):
+        # Without it the outbox would print every email, with its sign-in links, to the logs.
+        raise ConfigError("MAIL_SERVER is not set; production sends email through an SMTP server")

@@ -1,19 +1,25 @@
 """The outbox: queue_email() in the caller's transaction; delivery after commit, with retries.
 
 An SMTP outage never fails a user's request and never loses a message: rows stay in the outbox
-until they are sent, retried with backoff.
+until they are sent, retried with backoff. Each message is claimed, sent and recorded in its own
+transaction, so one bad row never holds up or re-sends the others. After MAIL_MAX_ATTEMPTS
+failures (or at once, for an address the server cannot take) a row is given up: it stays in the
+table with ``last_error`` starting "gave up" and ``next_attempt_at`` = GAVE_UP.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import logging
 import smtplib
 import threading
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
 
 from flask import current_app, render_template
-from flask_mail import Message
 from sqlalchemy import event, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .extensions import db
@@ -22,7 +28,12 @@ from .models import OutboxMessage, utcnow
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = dt.timedelta(hours=1)
+GAVE_UP = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # next_attempt_at of a row given up
 _wakeup = threading.Event()
+
+
+class PermanentFailure(Exception):
+    """Retrying cannot help (e.g. a non-ASCII address and a server without SMTPUTF8)."""
 
 
 def queue_email(recipient: str, template: str, **ctx) -> OutboxMessage:
@@ -41,25 +52,53 @@ def queue_email(recipient: str, template: str, **ctx) -> OutboxMessage:
     return msg
 
 
+def ascii_domain(address: str) -> str:
+    """``address`` with an internationalised domain in its ASCII (IDNA) form, when it has one;
+    then only a non-ASCII local part needs SMTPUTF8."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address  # left as it is: sent with SMTPUTF8 or refused
+
+
+def build_message(row: OutboxMessage, sender: str, recipient: str) -> EmailMessage:
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["Subject"] = row.subject
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Date"] = formatdate(usegmt=True)
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    msg["Message-ID"] = make_msgid(domain=domain)  # not getfqdn(): it may wait on DNS
+    msg.set_content(row.text_body)
+    if row.html_body:
+        msg.add_alternative(row.html_body, subtype="html")
+    return msg
+
+
 def _send_smtp(row: OutboxMessage) -> None:
     cfg = current_app.config
-    message = Message(
-        subject=row.subject,
-        recipients=[row.recipient],
-        body=row.text_body,
-        html=row.html_body or None,
-        sender=cfg["MAIL_DEFAULT_SENDER"],
-    )
+    sender = cfg["MAIL_DEFAULT_SENDER"]
+    recipient = ascii_domain(row.recipient)
+    message = build_message(row, sender, recipient)
     smtp_class = smtplib.SMTP_SSL if cfg["MAIL_USE_SSL"] else smtplib.SMTP
     with smtp_class(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=cfg["MAIL_TIMEOUT"]) as smtp:
         if cfg["MAIL_USE_TLS"]:
             smtp.starttls()
         if cfg["MAIL_USERNAME"]:
             smtp.login(cfg["MAIL_USERNAME"], cfg["MAIL_PASSWORD"] or "")
-        smtp.sendmail(message.sender, [row.recipient], message.as_bytes())
+        try:
+            # send_message asks for SMTPUTF8 when an address is not ASCII, and refuses if the
+            # server does not offer it.
+            smtp.send_message(message, parseaddr(sender)[1], [recipient])
+        except smtplib.SMTPNotSupportedError as exc:
+            raise PermanentFailure(f"{exc} (address {row.recipient!r})") from exc
 
 
 def _print(row: OutboxMessage) -> None:
+    """Development without MAIL_SERVER (production refuses to start without one)."""
     bar = "-" * 72
     print(
         f"\n{bar}\nTo: {row.recipient}\nSubject: {row.subject}\n\n{row.text_body}\n{bar}",
@@ -67,35 +106,68 @@ def _print(row: OutboxMessage) -> None:
     )
 
 
-def deliver_pending(limit: int = 50) -> tuple[int, int]:
-    """Send due messages; returns (sent, failed). Safe to run in several workers at once."""
-    now = utcnow()
-    rows = db.session.scalars(
+def _claim_next(now: dt.datetime, max_attempts: int) -> OutboxMessage | None:
+    """The oldest due row, locked (FOR UPDATE SKIP LOCKED on PostgreSQL) until the commit."""
+    return db.session.scalars(
         select(OutboxMessage)
-        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now)
+        .where(
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.next_attempt_at <= now,
+            OutboxMessage.attempts < max_attempts,
+        )
         .order_by(OutboxMessage.id)
-        .limit(limit)
+        .limit(1)
         .with_for_update(skip_locked=True)
-    ).all()
+    ).first()
+
+
+def _record_failure(row: OutboxMessage, exc: Exception, max_attempts: int) -> None:
+    error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, PermanentFailure) or row.attempts >= max_attempts:
+        row.next_attempt_at = GAVE_UP
+        row.last_error = f"gave up after {row.attempts} attempts: {error}"[:500]
+        log.error("outbox: message %s given up: %s", row.id, error)
+        return
+    backoff = min(dt.timedelta(seconds=30 * 2 ** (row.attempts - 1)), MAX_BACKOFF)
+    row.next_attempt_at = utcnow() + backoff
+    row.last_error = error[:500]
+    log.warning("outbox: message %s not sent (attempt %s): %s", row.id, row.attempts, error)
+
+
+def deliver_pending(limit: int = 50) -> tuple[int, int]:
+    """Send up to ``limit`` due messages; returns (sent, failed). Safe in several workers at once.
+
+    One transaction per message: claim the row, send it, mark it sent and commit at once, so a
+    message that went out is never sent again because of a later row.
+    """
+    max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
+    use_smtp = bool(current_app.config["MAIL_SERVER"])
+    now = utcnow()
     sent = failed = 0
-    for row in rows:
+    for _ in range(limit):
+        row = _claim_next(now, max_attempts)
+        if row is None:
+            break
         row.attempts += 1
         try:
-            if current_app.config["MAIL_SERVER"]:
+            if use_smtp:
                 _send_smtp(row)
             else:
                 _print(row)
-        except (OSError, smtplib.SMTPException) as exc:
+        except Exception as exc:  # any failure of one message is that message's, not the batch's
             failed += 1
-            backoff = min(dt.timedelta(seconds=30 * 2 ** (row.attempts - 1)), MAX_BACKOFF)
-            row.next_attempt_at = utcnow() + backoff
-            row.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            log.warning("outbox: message %s not sent (attempt %s): %s", row.id, row.attempts, exc)
+            _record_failure(row, exc, max_attempts)
         else:
             sent += 1
             row.sent_at = utcnow()
             row.last_error = ""
-    db.session.commit()
+        try:
+            db.session.commit()
+        except SQLAlchemyError:
+            # The database is unreachable: stop here. A message just sent may be sent again.
+            log.exception("outbox: could not record the delivery of message %s", row.id)
+            db.session.rollback()
+            break
     return sent, failed
 
 
@@ -115,7 +187,7 @@ def start_worker(app) -> None:
                     while deliver_pending()[0]:
                         pass
                 except Exception:  # keep the worker alive; the rows stay queued
-                    log.exception("outbox worker")
+                    log.exception("outbox: worker")
                     db.session.rollback()
 
     threading.Thread(target=loop, name="outbox", daemon=True).start()
