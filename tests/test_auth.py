@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from tests.conftest import PASSWORD, base_config, login_as, make_user
+from tests.conftest import DATABASE_URL, PASSWORD, base_config, login_as, make_user
 from webapp import create_app, sessions, tokens
 from webapp.extensions import db
 from webapp.models import AuditEvent, OutboxMessage, User
+from webapp.services import accounts
 
 NEW_PASSWORD = "a brand new passphrase"
 LINK = re.compile(r"http://lectern\.test/\S+")
@@ -77,7 +80,15 @@ def test_signup_activation_login_journey(client, mailbox):
     assert "not activated yet" in resp.get_data(as_text=True)
     assert len(mailbox.to("new@example.com")) == 2
 
-    resp = client.get(url.removeprefix("http://lectern.test"))
+    # Opening the link only shows a button (mail scanners open links); the POST activates.
+    page = client.get(url.removeprefix("http://lectern.test"))
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert "Activate your account" in body
+    assert f'action="{url.removeprefix("http://lectern.test")}"' in body
+    db.session.refresh(user)
+    assert not user.is_active and user.activated_at is None
+    resp = client.post(url.removeprefix("http://lectern.test"))
     assert resp.status_code == 303 and resp.headers["Location"] == "/login"
     db.session.refresh(user)
     assert user.is_active and user.activated_at is not None
@@ -201,15 +212,17 @@ def test_inline_validation_never_reveals_registration(client):
 
 
 def _activation_token(user) -> str:
-    return tokens.make("activate", uid=user.id, email=user.email)
+    return tokens.make(
+        "activate", uid=user.id, email=user.email, pw=tokens.password_digest(user.password_hash)
+    )
 
 
 def test_expired_activation_link(client, app):
     user = make_user(active=False)
     token = _activation_token(user)
     app.config["ACTIVATION_MAX_SECONDS"] = -1
-    resp = client.get(f"/activate/{token}")
-    assert resp.status_code == 410 and "expired" in resp.get_data(as_text=True)
+    for resp in (client.get(f"/activate/{token}"), client.post(f"/activate/{token}")):
+        assert resp.status_code == 410 and "expired" in resp.get_data(as_text=True)
     db.session.refresh(user)
     assert not user.is_active
 
@@ -218,9 +231,9 @@ def test_tampered_and_cross_purpose_activation_links(client):
     user = make_user(active=False)
     token = _activation_token(user)
     for bad in (token[:-2] + "xx", "garbage", tokens.make("reset", uid=user.id, pw="x")):
-        resp = client.get(f"/activate/{bad}")
-        assert resp.status_code == 400
-        assert "not valid" in resp.get_data(as_text=True)
+        for resp in (client.get(f"/activate/{bad}"), client.post(f"/activate/{bad}")):
+            assert resp.status_code == 400
+            assert "not valid" in resp.get_data(as_text=True)
     db.session.refresh(user)
     assert not user.is_active
 
@@ -231,18 +244,141 @@ def test_activation_link_bound_to_the_address(client):
     user.email = "second@example.com"
     db.session.commit()
     assert client.get(f"/activate/{token}").status_code == 400
+    assert client.post(f"/activate/{token}").status_code == 400
 
 
 def test_activation_link_cannot_reactivate_a_deactivated_account(client):
     user = make_user(active=False)
     token = _activation_token(user)
-    client.get(f"/activate/{token}")
+    assert client.post(f"/activate/{token}").status_code == 303
     db.session.refresh(user)
     user.is_active = False  # an admin deactivates them
     db.session.commit()
     assert client.get(f"/activate/{token}").status_code == 410
+    assert client.post(f"/activate/{token}").status_code == 410
     db.session.refresh(user)
     assert not user.is_active
+
+
+def test_opening_an_activation_link_changes_nothing(client):
+    """Mail scanners fetch every link in a message: GET and HEAD only show the button."""
+    user = make_user(active=False)
+    token = _activation_token(user)
+    for _ in range(2):
+        assert client.get(f"/activate/{token}").status_code == 200
+        assert client.head(f"/activate/{token}").status_code == 200
+    db.session.refresh(user)
+    assert not user.is_active and user.activated_at is None
+    assert "account.activated" not in actions()
+
+
+def test_activation_link_without_the_password_digest_is_refused(client):
+    user = make_user(active=False)
+    token = tokens.make("activate", uid=user.id, email=user.email)  # as made before the digest
+    for resp in (client.get(f"/activate/{token}"), client.post(f"/activate/{token}")):
+        assert resp.status_code == 410
+        body = resp.get_data(as_text=True)
+        assert "already used" in body and 'action="/activate/resend"' in body
+    db.session.refresh(user)
+    assert not user.is_active
+
+
+def _signup_as(client, email, password, name, role):
+    data = {"name": name, "email": email, "password": password, "confirm": password, "role": role}
+    return client.post("/signup", data=data)
+
+
+def test_signup_for_a_pending_address_replaces_the_earlier_one(client, mailbox):
+    """Pre-hijacking: someone signs up first with the victim's address and their own password.
+    The victim's sign-up replaces password, name and role, and the first link dies."""
+    attacker_pw = "mallory owns this now"
+    first = _signup_as(client, "victim@example.com", attacker_pw, "Mallory", "teacher")
+    second = _signup_as(client, "victim@example.com", NEW_PASSWORD, "Victor", "student")
+    fresh = _signup_as(client, "someone@example.com", NEW_PASSWORD, "Victor", "student")
+    assert first.status_code == second.status_code == fresh.status_code == 303
+    assert second.headers["Location"] == fresh.headers["Location"] == "/signup/sent"
+    assert second.get_data() == fresh.get_data()
+    (user,) = db.session.scalars(select(User).where(User.email == "victim@example.com"))
+    assert (user.name, user.role, user.is_active) == ("Victor", "student", False)
+    assert check_password_hash(user.password_hash, NEW_PASSWORD)
+    assert not check_password_hash(user.password_hash, attacker_pw)
+    old_link, new_link = (
+        links(m)[0].removeprefix("http://lectern.test") for m in mailbox.to("victim@example.com")
+    )
+    # The first sign-up's link no longer works, on GET or POST.
+    for resp in (client.get(old_link), client.post(old_link)):
+        assert resp.status_code == 410 and "already used" in resp.get_data(as_text=True)
+    db.session.refresh(user)
+    assert not user.is_active
+    assert client.post(new_link).status_code == 303
+    db.session.refresh(user)
+    assert user.is_active
+    bad = client.post("/login", data={"email": "victim@example.com", "password": attacker_pw})
+    assert bad.status_code == 422
+    ok = client.post("/login", data={"email": "victim@example.com", "password": NEW_PASSWORD})
+    assert ok.status_code == 303
+    # Once active, a sign-up no longer replaces anything.
+    _signup_as(client.application.test_client(), "victim@example.com", attacker_pw, "M", "student")
+    db.session.refresh(user)
+    assert check_password_hash(user.password_hash, NEW_PASSWORD) and user.name == "Victor"
+
+
+def test_signup_for_an_invited_address_sends_the_invitation_again(client, mailbox):
+    user = accounts.create_user("invited@example.com", "Invited Person", None, "teacher")
+    db.session.commit()
+    resp = signup(client, email="invited@example.com")
+    assert resp.status_code == 303 and resp.headers["Location"] == "/signup/sent"
+    db.session.refresh(user)
+    assert user.password_hash is None and not user.is_active
+    assert (user.name, user.role) == ("Invited Person", "teacher")
+    (msg,) = mailbox.to("invited@example.com")
+    assert msg["Subject"] == "You are invited to Lectern"
+    (url,) = links(msg)
+    assert client.get(url.removeprefix("http://lectern.test")).headers["Location"] == "/invite"
+    resp = client.post("/invite", data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert resp.status_code == 303
+    db.session.refresh(user)
+    assert user.is_active and user.role == "teacher"
+
+
+def insert_meanwhile(monkeypatch, email: str, misses: int | None = 1):
+    """The check-then-insert race, made deterministic: ``accounts.find_by_email`` misses
+    ``email`` (``misses`` times; None: always) while another connection commits a user with it."""
+    real = accounts.find_by_email
+    state = {"calls": 0}
+
+    def find(address):
+        if accounts.normalise_email(address) != email:
+            return real(address)
+        state["calls"] += 1
+        if state["calls"] == 1:
+            with db.engine.begin() as conn:
+                conn.execute(
+                    User.__table__.insert().values(
+                        email=email,
+                        name="Quicker",
+                        password_hash=generate_password_hash("quicker passphrase", "pbkdf2"),
+                        role="student",
+                        is_active=False,
+                        session_epoch=0,
+                    )
+                )
+        if misses is None or state["calls"] <= misses:
+            return None
+        return real(address)
+
+    monkeypatch.setattr(accounts, "find_by_email", find)
+
+
+def test_signup_race_on_a_new_address_is_answered_as_usual(client, mailbox, monkeypatch):
+    insert_meanwhile(monkeypatch, "race@example.com")
+    resp = signup(client, email="race@example.com")
+    assert resp.status_code == 303 and resp.headers["Location"] == "/signup/sent"
+    (user,) = db.session.scalars(select(User).where(User.email == "race@example.com"))
+    # Answered as a sign-up for a pending address: this submission replaced the other.
+    assert user.name == "New Person" and check_password_hash(user.password_hash, NEW_PASSWORD)
+    (msg,) = mailbox.to("race@example.com")
+    assert client.post(links(msg)[0].removeprefix("http://lectern.test")).status_code == 303
 
 
 def test_resend_activation_same_answer_whatever_the_email(client, mailbox):
@@ -447,10 +583,31 @@ def test_login_and_logout_need_the_csrf_token(csrf_client, student):
 
 @pytest.mark.parametrize(
     "path",
-    ["/signup", "/password/forgot", "/activate/resend", "/account/password", "/account/delete"],
+    [
+        "/signup",
+        "/password/forgot",
+        "/activate/resend",
+        "/account/password",
+        "/account/email",
+        "/account/delete",
+    ],
 )
 def test_state_changing_posts_refuse_a_missing_token(csrf_client, path):
     assert csrf_client.post(path, data={"email": "x@example.com"}).status_code == 400
+
+
+def test_activation_button_needs_the_csrf_token(csrf_client):
+    user = make_user(active=False)
+    token = _activation_token(user)
+    assert csrf_client.post(f"/activate/{token}").status_code == 400
+    db.session.refresh(user)
+    assert not user.is_active
+    page = csrf_client.get(f"/activate/{token}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    resp = csrf_client.post(f"/activate/{token}", data={"csrf_token": csrf})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/login"
+    db.session.refresh(user)
+    assert user.is_active
 
 
 # --- throttling ----------------------------------------------------------------------------
@@ -540,3 +697,48 @@ def test_links_in_emails_ignore_a_poisoned_host_header(client, mailbox):
         text = mailbox.text(msg) + msg.get_body(preferencelist=("html",)).get_content()
         assert "evil.example" not in text
         assert links(msg) and all(u.startswith("http://lectern.test/") for u in links(msg))
+
+
+# --- races on PostgreSQL -------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    not DATABASE_URL.startswith("postgresql"), reason="real concurrency needs PostgreSQL"
+)
+@settings(EMAIL_LIMIT_ADDRESS="100 per hour", EMAIL_LIMIT_IP="100 per hour")
+def test_concurrent_signups_of_one_address_make_one_account(app):
+    n = 12
+    clients = [app.test_client() for _ in range(n)]
+    barrier = threading.Barrier(n)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def run(c, i):
+        with app.app_context():
+            barrier.wait(timeout=30)
+            resp = c.post(
+                "/signup",
+                data={
+                    "name": f"Person {i}",
+                    "email": "same@example.com",
+                    "password": NEW_PASSWORD,
+                    "confirm": NEW_PASSWORD,
+                    "role": "student",
+                },
+            )
+        with lock:
+            statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=run, args=(c, i)) for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert statuses == [303] * n
+    db.session.expire_all()
+    users = list(db.session.scalars(select(User).where(User.email == "same@example.com")))
+    assert len(users) == 1
+    # Every sign-up was answered and sent its link; only the last password's link works.
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == n

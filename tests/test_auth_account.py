@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD, login_as, make_course, make_user
-from tests.test_auth import actions, links, normalise
+from tests.test_auth import actions, insert_meanwhile, links, normalise
 from webapp import sessions, tokens
 from webapp.extensions import db
 from webapp.models import CompletedContentBlock, OutboxMessage, StudentCourse, User
@@ -293,7 +293,15 @@ def test_email_change_journey(client, mailbox, student):
     assert student.email == old  # not until confirmed
     (msg,) = mailbox.to("new@example.com")
     (url,) = links(msg)
-    resp = client.get(path(url))
+    # Opening the link only shows a button (mail scanners open links); the POST changes it.
+    page = client.get(path(url))
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert "Confirm your new email address" in body and "new@example.com" in body
+    assert f'action="{path(url)}"' in body
+    db.session.refresh(student)
+    assert student.email == old
+    resp = client.post(path(url))
     assert resp.status_code == 303 and resp.headers["Location"] == "/account"
     db.session.refresh(student)
     assert student.email == "new@example.com"
@@ -301,6 +309,7 @@ def test_email_change_journey(client, mailbox, student):
     assert "new@example.com" in mailbox.text(notice)
     assert "email.changed" in actions()
     assert client.get(path(url)).status_code == 410  # once
+    assert client.post(path(url)).status_code == 410
 
 
 def test_email_change_needs_the_password_and_a_free_address(client, mailbox, student):
@@ -320,8 +329,67 @@ def test_email_change_needs_the_password_and_a_free_address(client, mailbox, stu
     (msg,) = mailbox.to("free@example.com")
     make_user(email="free@example.com")
     assert client.get(path(links(msg)[0])).status_code == 410
+    assert client.post(path(links(msg)[0])).status_code == 410
     db.session.refresh(student)
     assert student.email.startswith("student")
+
+
+def _email_change_token(user, new: str) -> str:
+    return tokens.make("email-change", uid=user.id, old=user.email, new=new)
+
+
+def test_email_change_confirmation_race_is_answered_as_taken(client, student, monkeypatch):
+    """The address is taken between the check and the commit: a clear page, not a 500."""
+    token = _email_change_token(student, "contested@example.com")
+    assert client.get(f"/account/email/confirm/{token}").status_code == 200
+    insert_meanwhile(monkeypatch, "contested@example.com", misses=None)
+    resp = client.post(f"/account/email/confirm/{token}")
+    assert resp.status_code == 410
+    assert "now belongs to another account" in resp.get_data(as_text=True)
+    db.session.refresh(student)
+    assert student.email.startswith("student")
+    assert "email.changed" not in actions()
+
+
+def test_confirm_email_change_service_turns_the_unique_violation_into_taken(
+    app, student, monkeypatch
+):
+    token = _email_change_token(student, "contested@example.com")
+    insert_meanwhile(monkeypatch, "contested@example.com", misses=None)
+    with pytest.raises(tokens.TokenError) as caught:
+        accounts.confirm_email_change(token, "127.0.0.1")
+    assert caught.value.reason == "taken"
+    db.session.refresh(student)
+    assert student.email.startswith("student")
+
+
+def test_opening_an_email_change_link_changes_nothing(client, student):
+    token = _email_change_token(student, "elsewhere@example.com")
+    for _ in range(2):
+        assert client.get(f"/account/email/confirm/{token}").status_code == 200
+        assert client.head(f"/account/email/confirm/{token}").status_code == 200
+    db.session.refresh(student)
+    assert student.email.startswith("student")
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+
+def test_email_change_button_needs_the_csrf_token(student):
+    from tests.conftest import IsolatedClient, base_config
+    from webapp import create_app
+
+    strict = create_app(base_config(WTF_CSRF_ENABLED=True))
+    strict.test_client_class = IsolatedClient
+    c = strict.test_client()
+    token = _email_change_token(student, "elsewhere@example.com")
+    assert c.post(f"/account/email/confirm/{token}").status_code == 400
+    db.session.refresh(student)
+    assert student.email.startswith("student")
+    page = c.get(f"/account/email/confirm/{token}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    resp = c.post(f"/account/email/confirm/{token}", data={"csrf_token": csrf})
+    assert resp.status_code == 303
+    db.session.refresh(student)
+    assert student.email == "elsewhere@example.com"
 
 
 def test_delete_account_takes_enrolments_and_completions(client, teacher, student):
@@ -430,3 +498,114 @@ def test_signed_in_users_are_sent_home_from_signup_and_login(client, student, pa
     login_as(client, student)
     resp = client.get(path_)
     assert resp.status_code == 303 and resp.headers["Location"] == "/learn"
+
+
+# --- throttles on the account forms --------------------------------------------------------
+
+
+@pytest.fixture
+def config_overrides(request):
+    return getattr(request, "param", {})
+
+
+def settings(**values):
+    return pytest.mark.parametrize("config_overrides", [values], indirect=True)
+
+
+def _change_email(client, new: str, password: str = PASSWORD):
+    return client.post("/account/email", data={"em-email": new, "em-password": password})
+
+
+@settings(EMAIL_LIMIT_USER="2 per hour")
+def test_change_email_is_throttled_per_user(app, student):
+    c = app.test_client()
+    login_as(c, student)
+    assert _change_email(c, "one@example.com").status_code == 303
+    assert _change_email(c, "two@example.com").status_code == 303
+    resp = _change_email(c, "three@example.com")
+    assert resp.status_code == 429 and 0 < int(resp.headers["Retry-After"]) <= 3600
+    other = app.test_client()
+    login_as(other, make_user())
+    assert _change_email(other, "four@example.com").status_code == 303
+
+
+@settings(EMAIL_LIMIT_ADDRESS="2 per hour")
+def test_change_email_is_throttled_per_target_address(app):
+    answers = []
+    for _ in range(3):
+        c = app.test_client()
+        login_as(c, make_user())
+        answers.append(_change_email(c, "Inbox@Example.com").status_code)
+    assert answers == [303, 303, 429]
+    assert _change_email(c, "another@example.com").status_code == 303
+
+
+@settings(EMAIL_LIMIT_IP="2 per hour")
+def test_change_email_is_throttled_per_ip(app):
+    answers = []
+    for n in range(3):
+        c = app.test_client()
+        login_as(c, make_user())
+        answers.append(_change_email(c, f"n{n}@example.com").status_code)
+    assert answers == [303, 303, 429]
+
+
+def _wrong(client, form: str):
+    data = {
+        "password": _pw(current="not my password"),
+        "email": {"em-email": "x@example.com", "em-password": "not my password"},
+        "delete": {"del-password": "not my password"},
+    }[form]
+    return client.post(f"/account/{form}", data=data)
+
+
+def test_password_checks_of_a_signed_in_user_are_throttled(client, student):
+    """A stolen session gets 10 guesses of the password per 15 minutes, across the three forms
+    that ask for it; then even the right password is refused (429) and the lockout audited."""
+    login_as(client, student)
+    for n in range(10):
+        assert _wrong(client, ("password", "email", "delete")[n % 3]).status_code == 422
+    resp = client.post("/account/password", data=_pw())
+    assert resp.status_code == 429
+    assert 0 < int(resp.headers["Retry-After"]) <= 900
+    assert "try again" in resp.get_data(as_text=True).lower()
+    assert _change_email(client, "x@example.com").status_code == 429
+    assert client.post("/account/delete", data={"del-password": PASSWORD}).status_code == 429
+    db.session.refresh(student)
+    assert student.session_epoch == 0  # nothing changed
+    assert actions().count("password.locked") == 3
+    from webapp.models import AuditEvent
+
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "password.locked"))
+    assert event.target_user_id == student.id and event.actor_id == student.id
+    # Another user is not affected.
+    other_user = make_user()
+    other = client.application.test_client()
+    login_as(other, other_user)
+    assert other.post("/account/password", data=_pw()).status_code == 303
+
+
+@settings(PASSWORD_CHECK_LIMIT="2 per 15 minutes")
+def test_only_wrong_passwords_count_towards_the_password_throttle(client, student):
+    login_as(client, student)
+    for _ in range(3):  # refused for another reason: the current password was right
+        resp = client.post("/account/password", data=_pw(new="qwertyuiop"))
+        assert resp.status_code == 422 and "most common" in resp.get_data(as_text=True)
+    for n in range(3):  # right password, the change goes through
+        assert _change_email(client, f"n{n}@example.com").status_code == 303
+    assert _wrong(client, "email").status_code == 422
+    assert _wrong(client, "email").status_code == 422
+    assert _change_email(client, "later@example.com").status_code == 429
+
+
+@settings(PASSWORD_CHECK_LIMIT="1 per 15 minutes")
+def test_password_throttle_with_htmx_answers_429(client, student):
+    login_as(client, student)
+    headers = {"HX-Request": "true", "HX-Target": "password-form"}
+    assert (
+        client.post("/account/password", data=_pw(current="nope nope"), headers=headers).status_code
+        == 422
+    )
+    resp = client.post("/account/password", data=_pw(), headers=headers)
+    assert resp.status_code == 429 and "<html" not in resp.get_data(as_text=True)
+    assert "Retry-After" in resp.headers

@@ -1,8 +1,9 @@
 """One-purpose signed links: activation, invitation, password reset, email change.
 
 Each purpose has its own salt and lifetime, and each token is bound to the state it changes,
-so that it works once: an activation token names the address and is refused once the account is
-active; a reset token carries a digest of the current password hash.
+so that it works once: an activation token names the address and carries a digest of the password
+hash (refused once the account is active, or once a later sign-up replaced the password); reset
+and invitation tokens carry that digest too; an email-change token names the old address.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ PURPOSES = {
 class TokenError(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
-        self.reason = reason  # "expired" or "invalid"
+        self.reason = reason  # "expired", "invalid", "used" or "taken"
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:

@@ -59,6 +59,10 @@ class SignupForm(FlaskForm):
     )
 
 
+class ConfirmForm(FlaskForm):
+    """A button that confirms what an emailed link is for: only the CSRF token."""
+
+
 class EmailOnlyForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired("Enter your email."), Length(max=254)])
 

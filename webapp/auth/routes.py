@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from flask import (
     current_app,
     flash,
+    g,
     make_response,
     redirect,
     render_template,
@@ -27,6 +28,7 @@ from . import bp
 from .forms import (
     ChangeEmailForm,
     ChangePasswordForm,
+    ConfirmForm,
     DeleteAccountForm,
     EmailOnlyForm,
     LoginForm,
@@ -85,6 +87,52 @@ email_address_limit = limiter.limit(
     key_func=lambda: "address:" + _form_email(),
     methods=["POST"],
 )
+
+
+def _user_key() -> str:
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return "anonymous:" + client_ip()  # login_required sends these away anyway
+
+
+def _new_email_key() -> str:
+    return "address:" + accounts.normalise_email(request.form.get("em-email", ""))[:254]
+
+
+# The change-email form sends email too: per IP, per signed-in user, per target address.
+email_user_limit = limiter.limit(
+    _cfg("EMAIL_LIMIT_USER", "10 per hour"), key_func=_user_key, methods=["POST"]
+)
+new_email_address_limit = limiter.limit(
+    _cfg("EMAIL_LIMIT_ADDRESS", "5 per hour"), key_func=_new_email_key, methods=["POST"]
+)
+
+
+def _wrong_password(response) -> bool:
+    return bool(g.get("wrong_password"))
+
+
+def _password_lockout(request_limit) -> None:
+    if current_user.is_authenticated:
+        accounts.record_password_lockout(current_user, client_ip())
+
+
+# Wrong current passwords given by a signed-in user (change password, change email, delete
+# account), one count shared by the three forms: a stolen session gets no unlimited guesses.
+password_check_limit = limiter.shared_limit(
+    _cfg("PASSWORD_CHECK_LIMIT", "10 per 15 minutes"),
+    scope="password-check",
+    key_func=_user_key,
+    methods=["POST"],
+    deduct_when=_wrong_password,
+    on_breach=_password_lockout,
+)
+
+
+def _refused(form, exc: Invalid, default_field: str) -> None:
+    """Put a service's refusal next to its field; count it if it was a wrong password."""
+    g.wrong_password = isinstance(exc, accounts.WrongPassword)
+    getattr(form, exc.field or default_field).errors.append(exc.message)
 
 
 def _render(template: str, status: int = 200, **ctx):
@@ -173,14 +221,24 @@ def signup_sent():
     return _render("auth/sent.html", kind="signup")
 
 
-@bp.get("/activate/<token>")
+@bp.route("/activate/<token>", methods=["GET", "POST"])
 def activate(token: str):
+    """GET checks the link and shows a button; only the POST activates, so a mail scanner
+    that opens every link changes nothing."""
     try:
-        accounts.activate(token, client_ip())
+        accounts.activation_user(token)
     except tokens.TokenError as exc:
         return _link_problem("activate", exc.reason)
-    flash("Your account is active. Log in to start.", "success")
-    return redirect(url_for("auth.login"), code=303)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            accounts.activate(token, client_ip())
+        except tokens.TokenError as exc:
+            return _link_problem("activate", exc.reason)
+        flash("Your account is active. Log in to start.", "success")
+        return redirect(url_for("auth.login"), code=303)
+    status = 422 if form.is_submitted() else 200
+    return _render("auth/activate.html", status, form=form, token=token)
 
 
 @bp.route("/activate/resend", methods=["GET", "POST"])
@@ -347,6 +405,7 @@ def change_name():
 
 
 @bp.post("/account/password")
+@password_check_limit
 @login_required
 def change_password():
     form = ChangePasswordForm(prefix="pw")
@@ -362,7 +421,7 @@ def change_password():
                 client_ip(),
             )
         except Invalid as exc:
-            getattr(form, exc.field or "new_password").errors.append(exc.message)
+            _refused(form, exc, "new_password")
         else:
             sessions.reissue(current_user)
             message = "Your password is changed. Your other sessions were signed out."
@@ -380,6 +439,10 @@ def change_password():
 
 
 @bp.post("/account/email")
+@email_ip_limit
+@email_user_limit
+@new_email_address_limit
+@password_check_limit
 @login_required
 def change_email():
     form = ChangeEmailForm(prefix="em")
@@ -390,7 +453,7 @@ def change_email():
                 current_user, form.email.data, form.password.data, client_ip()
             )
         except Invalid as exc:
-            getattr(form, exc.field or "email").errors.append(exc.message)
+            _refused(form, exc, "email")
         else:
             message = "We have sent a confirmation link to the new address. Open it to finish."
             form = ChangeEmailForm(formdata=None, prefix="em")
@@ -406,20 +469,34 @@ def change_email():
     return _account_page(422, email_form=form)
 
 
-@bp.get("/account/email/confirm/<token>")
+def _email_problem(reason: str):
+    return _render("auth/email_problem.html", 400 if reason == "invalid" else 410, reason=reason)
+
+
+@bp.route("/account/email/confirm/<token>", methods=["GET", "POST"])
 def confirm_email(token: str):
+    """GET checks the link and shows a button; only the POST changes the address."""
+    try:
+        _user, new_email = accounts.email_change_request(token)
+    except tokens.TokenError as exc:
+        return _email_problem(exc.reason)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return _render(
+            "auth/email_confirm.html", status, form=form, token=token, new_email=new_email
+        )
     try:
         accounts.confirm_email_change(token, client_ip())
     except tokens.TokenError as exc:
-        return _render(
-            "auth/email_problem.html", 410 if exc.reason != "invalid" else 400, reason=exc.reason
-        )
+        return _email_problem(exc.reason)
     flash("Your email address is changed. Use the new one to log in.", "success")
     target = "auth.account" if current_user.is_authenticated else "auth.login"
     return redirect(url_for(target), code=303)
 
 
 @bp.post("/account/delete")
+@password_check_limit
 @login_required
 def delete_account():
     form = DeleteAccountForm(prefix="del")
@@ -427,7 +504,7 @@ def delete_account():
         try:
             accounts.delete_account(current_user, form.password.data, client_ip())
         except Invalid as exc:  # NotAllowed (not a student) answers 403 via errors.py
-            form.password.errors.append(exc.message)
+            _refused(form, exc, "password")
         else:
             session.clear()
             flash("Your account and everything in it has been deleted.", "info")

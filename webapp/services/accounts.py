@@ -17,6 +17,7 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import sessions, tokens
@@ -32,6 +33,10 @@ PASSWORD_MIN = 10
 PASSWORD_MAX = 256
 COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "common-passwords.txt"
 SELF_SERVICE_ROLES = (Role.STUDENT, Role.TEACHER)
+
+
+class WrongPassword(Invalid):
+    """The password given to confirm an action is not the user's; the routes throttle these."""
 
 
 # --- values --------------------------------------------------------------------------------
@@ -167,9 +172,18 @@ def create_user(
 def sign_up(name: str, email: str, password: str, role: str, ip: str) -> None:
     """Create a pending account and send its activation link.
 
-    A registered address gets the same answer (the caller shows "check your inbox") and an
-    email to its owner instead: an activation link if it never was activated, otherwise a note
-    that an account exists, with a reset link.
+    A registered address gets the same answer (the caller shows "check your inbox"):
+
+    - never activated, signed up by itself (it has a password): the new submission replaces
+      the password, name and role, and a fresh activation link goes out. Activation links
+      carry a digest of the password hash, so every earlier link (say, from someone who signed
+      up with this address and their own password first) stops working: no pre-hijacking.
+    - invited by an admin (no password yet): the invitation is sent again, nothing changes.
+    - active: its owner is told an account exists, with a reset link.
+    - deactivated: nothing is sent.
+
+    Two sign-ups of one new address at once: the one that loses the insert is answered as a
+    sign-up for a pending address (its submission replaces the first).
     """
     if role not in SELF_SERVICE_ROLES:
         raise Invalid("Choose student or teacher.", "role")
@@ -178,39 +192,66 @@ def sign_up(name: str, email: str, password: str, role: str, ip: str) -> None:
     if problems:
         raise Invalid(problems[0], "password")
     password_hash = hash_password(password)  # paid on both paths, so timing tells nothing
+    name = name.strip()
     existing = find_by_email(email)
     if existing is None:
         user = User(
             email=email,
-            name=name.strip(),
+            name=name,
             password_hash=password_hash,
             role=str(role),
             is_active=False,
             session_epoch=0,
         )
         db.session.add(user)
-        db.session.flush()
-        audit.record("signup", actor=user, target=user, ip=ip, role=str(role))
-        send_activation_email(user)
-    elif existing.is_active or existing.activated_at is None:
-        audit.record("signup", target=existing, ip=ip, existing=True)
-        if existing.activated_at is None and existing.password_hash:
-            send_activation_email(existing)
+        try:
+            db.session.flush()
+        except IntegrityError:  # the same address was inserted since find_by_email
+            db.session.rollback()
+            existing = find_by_email(email)
+            if existing is None:
+                raise
         else:
-            queue_email(
-                existing.email,
-                "account_exists",
-                user=existing,
-                reset_url=_reset_link(existing),
-                login_url=_link("auth.login"),
-                hours=_hours("RESET_MAX_SECONDS"),
-            )
+            audit.record("signup", actor=user, target=user, ip=ip, role=str(role))
+            send_activation_email(user)
+            db.session.commit()
+            return
+    _sign_up_existing(existing, name, password_hash, str(role), ip)
     db.session.commit()
 
 
+def _sign_up_existing(user: User, name: str, password_hash: str, role: str, ip: str) -> None:
+    """A sign-up for a registered address (see sign_up); the caller commits."""
+    if user.activated_at is None and user.password_hash:
+        user.password_hash = password_hash
+        user.name = name
+        user.role = role
+        audit.record("signup", target=user, ip=ip, existing=True, replaced=True, role=role)
+        send_activation_email(user)
+    elif user.activated_at is None:
+        audit.record("signup", target=user, ip=ip, existing=True, invited=True)
+        send_invitation_email(user)
+    elif user.is_active:
+        audit.record("signup", target=user, ip=ip, existing=True)
+        queue_email(
+            user.email,
+            "account_exists",
+            user=user,
+            reset_url=_reset_link(user),
+            login_url=_link("auth.login"),
+            hours=_hours("RESET_MAX_SECONDS"),
+        )
+
+
 def send_activation_email(user: User) -> None:
-    """Queue the activation link (valid ACTIVATION_MAX_SECONDS); the caller commits."""
-    token = tokens.make("activate", uid=user.id, email=user.email)
+    """Queue the activation link (valid ACTIVATION_MAX_SECONDS); the caller commits.
+
+    The link names the address and carries a digest of the password hash: it dies when a later
+    sign-up replaces the password, and once the account is active.
+    """
+    token = tokens.make(
+        "activate", uid=user.id, email=user.email, pw=tokens.password_digest(user.password_hash)
+    )
     queue_email(
         user.email,
         "activation",
@@ -250,14 +291,25 @@ def send_password_reset_email(user: User) -> None:
     )
 
 
-def activate(token: str, ip: str) -> User:
-    """Activate the account named by an activation link; TokenError when it is not valid."""
+def activation_user(token: str) -> User:
+    """The pending user an activation link is for, changing nothing; TokenError when the link
+    is expired, tampered, used, or its password was replaced by a later sign-up."""
     claims = tokens.read("activate", token)
     user = db.session.get(User, claims.get("uid"))
     if user is None or user.email != claims.get("email"):
         raise tokens.TokenError("invalid")
-    if user.activated_at is not None:
+    if user.activated_at is not None or not user.password_hash:
         raise tokens.TokenError("used")
+    if not hmac.compare_digest(
+        str(claims.get("pw", "")), tokens.password_digest(user.password_hash)
+    ):
+        raise tokens.TokenError("used")
+    return user
+
+
+def activate(token: str, ip: str) -> User:
+    """Activate the account named by an activation link; TokenError when it is not valid."""
+    user = activation_user(token)
     user.is_active = True
     user.activated_at = utcnow()
     audit.record("account.activated", actor=user, target=user, ip=ip)
@@ -346,7 +398,7 @@ def reset_password(token: str, password: str, ip: str) -> User:
 def change_password(user: User, current: str, new: str, keep_jti: str | None, ip: str) -> None:
     """Change the password (needs the current one); every other session ends."""
     if not user.password_hash or not check_password_hash(user.password_hash, current or ""):
-        raise Invalid("That is not your current password.", "current_password")
+        raise WrongPassword("That is not your current password.", "current_password")
     problems = password_problems(new, user.email)
     if problems:
         raise Invalid(problems[0], "new_password")
@@ -370,7 +422,13 @@ def change_name(user: User, name: str) -> None:
 
 def _require_password(user: User, password: str) -> None:
     if not user.password_hash or not check_password_hash(user.password_hash, password or ""):
-        raise Invalid("That is not your password.", "password")
+        raise WrongPassword("That is not your password.", "password")
+
+
+def record_password_lockout(user: User, ip: str) -> None:
+    """A signed-in user reached the limit of wrong passwords (change password/email, delete)."""
+    audit.record("password.locked", actor=user, target=user, ip=ip)
+    db.session.commit()
 
 
 def request_email_change(user: User, new_email: str, password: str, ip: str) -> None:
@@ -393,8 +451,9 @@ def request_email_change(user: User, new_email: str, password: str, ip: str) -> 
     db.session.commit()
 
 
-def confirm_email_change(token: str, ip: str) -> User:
-    """Apply an email change link; the old address is told. TokenError when not valid."""
+def email_change_request(token: str) -> tuple[User, str]:
+    """The user and new address of an email-change link, changing nothing; TokenError when the
+    link is expired, tampered, used (the address changed since) or the address is taken."""
     claims = tokens.read("email-change", token)
     user = db.session.get(User, claims.get("uid"))
     if user is None or not user.is_active:
@@ -402,13 +461,23 @@ def confirm_email_change(token: str, ip: str) -> User:
     if user.email != claims.get("old"):
         raise tokens.TokenError("used")
     new_email = claims.get("new")
-    if find_by_email(new_email) is not None:
+    if not isinstance(new_email, str) or find_by_email(new_email) is not None:
         raise tokens.TokenError("taken")
+    return user, new_email
+
+
+def confirm_email_change(token: str, ip: str) -> User:
+    """Apply an email change link; the old address is told. TokenError when not valid."""
+    user, new_email = email_change_request(token)
     old_email = user.email
-    user.email = new_email
-    audit.record("email.changed", actor=user, target=user, ip=ip, old=old_email, new=new_email)
-    queue_email(old_email, "email_changed", user=user, new_email=new_email)
-    db.session.commit()
+    try:
+        user.email = new_email
+        audit.record("email.changed", actor=user, target=user, ip=ip, old=old_email, new=new_email)
+        queue_email(old_email, "email_changed", user=user, new_email=new_email)
+        db.session.commit()
+    except IntegrityError as exc:  # someone took the address since email_change_request
+        db.session.rollback()
+        raise tokens.TokenError("taken") from exc
     return user
 
 
