@@ -211,6 +211,31 @@ def test_idle_timeout_is_refreshed_on_use(app, student):
     assert c.get("/account").status_code == 303
 
 
+def _seconds_left(app, store_kind, client) -> float:
+    """How long the client's live session has before its idle timeout ends it."""
+    with client.session_transaction() as sess:
+        jti = sessions.verify(sess[sessions.AUTH_KEY])["jti"]
+    if store_kind == "redis":
+        return app.extensions["lectern_redis"].ttl(f"lectern:sess:{jti}")
+    from webapp.models import LiveSession, utcnow
+
+    row = db.session.get(LiveSession, jti)
+    return (row.expires_at - utcnow()).total_seconds()
+
+
+def test_keep_me_signed_in_has_the_longer_idle_timeout(app, store_kind, student):
+    idle, remember_idle = 2 * 3600, 7 * 24 * 3600
+    assert app.config["SESSION_IDLE_SECONDS"] == idle
+    assert app.config["SESSION_REMEMBER_IDLE_SECONDS"] == remember_idle
+    short = login(new_client(app), student)
+    lasting = login(new_client(app), student, remember=True)
+    for _ in range(2):  # at login, and again once a request has refreshed it
+        assert idle - 60 < _seconds_left(app, store_kind, short) <= idle
+        assert remember_idle - 60 < _seconds_left(app, store_kind, lasting) <= remember_idle
+        assert short.get("/account").status_code == 200
+        assert lasting.get("/account").status_code == 200
+
+
 def test_idle_timeout_in_the_sql_store(app, student):
     app.extensions["lectern_session_store"] = sessions.SqlStore()
     c = login(new_client(app), student)

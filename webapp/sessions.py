@@ -63,6 +63,13 @@ def verify(token: str) -> dict | None:
     return payload
 
 
+def idle_seconds(remember: bool) -> int:
+    """The idle timeout: longer for "keep me signed in" (SESSION_REMEMBER_IDLE_SECONDS), since
+    a remembered session that still died after two idle hours would not keep anyone signed in."""
+    cfg = current_app.config
+    return cfg["SESSION_REMEMBER_IDLE_SECONDS"] if remember else cfg["SESSION_IDLE_SECONDS"]
+
+
 def new_jti() -> str:
     return secrets.token_urlsafe(24)
 
@@ -279,9 +286,8 @@ def start(user, remember: bool, ip: str, user_agent: str) -> str:
     """Open a live session for ``user`` and put its token in a fresh cookie session."""
     from flask import session
 
-    cfg = current_app.config
     jti = new_jti()
-    store().create(jti, user.id, cfg["SESSION_IDLE_SECONDS"], ip, user_agent[:300])
+    store().create(jti, user.id, idle_seconds(remember), ip, user_agent[:300])
     session.clear()  # a new session at login: nothing carried over from before (no fixation)
     session[AUTH_KEY] = sign(user.id, jti, user.session_epoch, remember)
     session.permanent = remember
@@ -336,9 +342,8 @@ def load_user(request):
         session.pop(AUTH_KEY, None)
         return None
     try:
-        alive = store().touch(
-            payload["jti"], current_app.config["SESSION_IDLE_SECONDS"], payload["sub"]
-        )
+        idle = idle_seconds(bool(payload.get("rem")))
+        alive = store().touch(payload["jti"], idle, payload["sub"])
     except StoreUnavailable:
         g.store_unavailable = True
         return None
