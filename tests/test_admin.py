@@ -777,3 +777,158 @@ def test_detail_and_audit_query_budgets_do_not_grow(app, admin_client, teacher, 
     small = measure()
     enrol(6)
     assert measure() == small and small[0] <= 6 and small[1] <= 4
+
+
+# --- course owners stay teachers -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("via_htmx", [True, False])
+@pytest.mark.parametrize("owner_role", [Role.TEACHER, Role.ADMIN])
+def test_a_course_owner_cannot_be_made_a_student(admin_client, admin, via_htmx, owner_role):
+    owner = make_user(owner_role, email="owner@school.org")
+    make_course(owner, title="Biology")
+    make_course(owner, title="Chemistry")
+    headers = hx(f"user-{owner.id}") if via_htmx else {}
+    back = f"/admin/users/{owner.id}"
+    resp = admin_client.post(
+        f"/admin/users/{owner.id}/role", data={"role": "student", "back": back}, headers=headers
+    )
+    message = "owner@school.org owns 2 courses: transfer them to another teacher"
+    if via_htmx:
+        assert resp.status_code == 409 and message in resp.text
+        assert f'href="/admin/users/{owner.id}/transfer"' in resp.text
+    else:
+        assert resp.status_code == 303 and resp.headers["Location"] == back
+        page = admin_client.get(back)
+        assert message in page.text and f'href="/admin/users/{owner.id}/transfer"' in page.text
+    owner = fresh(owner)
+    assert owner.role == owner_role and owner.session_epoch == 0 and actions() == []
+
+
+def test_an_owner_may_become_admin_or_teacher_and_keeps_the_courses(admin_client, teacher):
+    course = make_course(teacher)
+    for role in ("admin", "teacher"):
+        resp = admin_client.post(f"/admin/users/{teacher.id}/role", data={"role": role})
+        assert resp.status_code == 303 and fresh(teacher).role == role
+    assert db.session.get(Course, course.id).user_id == teacher.id
+
+
+def test_transfer_page_then_the_demotion_goes_through(admin_client, teacher, other_teacher):
+    make_course(teacher, title="Biology")
+    page = admin_client.get(f"/admin/users/{teacher.id}/transfer")
+    assert page.status_code == 200 and "Transfer the courses of" in page.text
+    assert "Biology" in page.text and 'name="to_email"' in page.text
+    assert f'name="back" value="/admin/users/{teacher.id}"' in page.text
+    bad = admin_client.post(
+        f"/admin/users/{teacher.id}/transfer",
+        data={"to_email": "nobody@school.org", "back": f"/admin/users/{teacher.id}"},
+    )
+    assert bad.status_code == 422 and "another active teacher" in bad.text
+    assert f'name="back" value="/admin/users/{teacher.id}"' in bad.text  # kept for the retry
+    resp = admin_client.post(
+        f"/admin/users/{teacher.id}/transfer",
+        data={"to_email": other_teacher.email, "back": f"/admin/users/{teacher.id}"},
+    )
+    assert resp.status_code == 303 and resp.headers["Location"] == f"/admin/users/{teacher.id}"
+    resp = admin_client.post(f"/admin/users/{teacher.id}/role", data={"role": "student"})
+    assert resp.status_code == 303 and fresh(teacher).role == "student"
+    assert "owns no courses" in admin_client.get(f"/admin/users/{teacher.id}/transfer").text
+
+
+def test_the_delete_page_transfer_returns_to_the_delete_page(admin_client, teacher, other_teacher):
+    make_course(teacher)
+    page = admin_client.get(f"/admin/users/{teacher.id}/delete")
+    assert f'name="back" value="/admin/users/{teacher.id}/delete"' in page.text
+
+
+def test_bulk_make_student_with_course_owners_changes_nothing(admin_client, admin):
+    owners = [make_user(Role.TEACHER, email=f"own{i}@school.org") for i in range(2)]
+    make_course(owners[0])
+    make_course(owners[1])
+    make_course(owners[1])
+    free = make_user(Role.TEACHER, email="free@school.org")
+    resp = admin_client.post(
+        "/admin/users/bulk",
+        data={
+            "user_ids": [u.id for u in [*owners, free]],
+            "action": "role:student",
+            "confirm": "yes",
+        },
+    )
+    assert resp.status_code == 303
+    page = admin_client.get("/admin/users").text
+    assert "Nothing was changed: 2 selected users own courses:" in page
+    assert "own0@school.org (1 course), own1@school.org (2 courses)" in page
+    assert all(fresh(u).role == "teacher" for u in [*owners, free]) and actions() == []
+
+
+# --- ids from the request ------------------------------------------------------------------------
+
+BAD_IDS = ["abc", "²", "99999999999", "-1"]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_bad_user_ids_in_urls_answer_404(admin_client, bad):
+    for method, path, data in [
+        ("get", f"/admin/users/{bad}", {}),
+        ("get", f"/admin/users/{bad}/delete", {}),
+        ("post", f"/admin/users/{bad}/delete", {}),
+        ("get", f"/admin/users/{bad}/transfer", {}),
+        ("post", f"/admin/users/{bad}/transfer", {"to_email": "x@school.org"}),
+        ("post", f"/admin/users/{bad}/role", {"role": "teacher"}),
+        ("post", f"/admin/users/{bad}/deactivate", {}),
+        ("post", f"/admin/users/{bad}/sessions/end", {"sid": "x"}),
+    ]:
+        resp = getattr(admin_client, method)(path, data=data)
+        assert resp.status_code == 404, (method, path, resp.status_code)
+
+
+@pytest.mark.parametrize("bad", [*BAD_IDS, 2**31, 0])
+def test_bad_user_ids_in_services_are_not_found(app, bad):
+    from webapp.services import NotFound
+
+    with pytest.raises(NotFound):
+        svc.user_for_admin(bad)
+    assert svc.users_by_ids([bad]) == []
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_bad_ids_in_a_bulk_selection_are_dropped(admin_client, bad):
+    alone = admin_client.post("/admin/users/bulk", data={"user_ids": [bad], "action": "deactivate"})
+    assert alone.status_code == 422 and "Select at least one user." in alone.text
+    done = admin_client.post(
+        "/admin/users/bulk", data={"user_ids": [bad], "action": "deactivate", "confirm": "yes"}
+    )
+    assert done.status_code == 422 and actions() == []
+    student = make_user(Role.STUDENT)
+    mixed = admin_client.post(
+        "/admin/users/bulk", data={"user_ids": [bad, str(student.id)], "action": "deactivate"}
+    )
+    assert mixed.status_code == 200 and "Deactivate: 1 user?" in mixed.text
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_bad_audit_cursor_answers_404(admin_client, bad):
+    assert admin_client.get(f"/admin/audit?before={bad}").status_code == 404
+    frag = admin_client.get(f"/admin/audit?before={bad}", headers=hx("audit-results"))
+    assert frag.status_code == 404
+    assert admin_client.get("/admin/audit?before=").status_code == 200
+
+
+# --- admin deleting someone else's course --------------------------------------------------------
+
+
+def test_course_deleted_by_an_admin_is_audited(app, admin, teacher):
+    course = make_course(teacher, title="Biology")
+    assert svc.audit.course_deleted(course, teacher, "10.0.0.9") is None  # the owner's own
+    event = svc.audit.course_deleted(course, admin, "10.0.0.9")
+    db.session.commit()
+    assert (event.action, event.actor_id, event.target_user_id, event.ip) == (
+        "admin.course_deleted",
+        admin.id,
+        teacher.id,
+        "10.0.0.9",
+    )
+    assert event.details == {"course_id": course.id, "title": "Biology"}
+    assert actions() == ["admin.course_deleted"]
+    assert "admin.course_deleted" in svc.audit_actions()

@@ -73,3 +73,47 @@ def test_two_admins_demoting_each_other_leave_one_admin(app, monkeypatch):
     db.session.expire_all()
     admins = db.session.scalars(select(User.id).where(User.role == "admin")).all()
     assert admins == [a.id]
+
+
+def test_two_admins_creating_the_same_email_at_once(app, monkeypatch):
+    """Both pass the "already registered" check, then both insert: the unique index stops the
+    second, which answers the form's usual error instead of a 500."""
+    from webapp.services import Invalid, accounts
+
+    actors = [make_user(Role.ADMIN).id, make_user(Role.ADMIN).id]
+    both_checked = threading.Barrier(2, timeout=10)
+    original = accounts.find_by_email
+
+    def find_then_wait(email):
+        found = original(email)
+        both_checked.wait()
+        return found
+
+    monkeypatch.setattr(accounts, "find_by_email", find_then_wait)
+    outcomes: dict[str, str] = {}
+
+    def create(actor_id: int):
+        name = threading.current_thread().name
+        with app.app_context():
+            try:
+                actor = db.session.get(User, actor_id)
+                svc.create_user(actor, "same@school.org", "Same", "student", "10.0.0.1")
+                outcomes[name] = "created"
+            except Invalid as exc:
+                outcomes[name] = f"{exc.field}: {exc.message}"
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=create, args=(a,), name=f"t{a}") for a in actors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(outcomes.values()) == [
+        "created",
+        "email: An account with this email already exists.",
+    ]
+    db.session.expire_all()
+    assert db.session.scalars(select(User.email).where(User.email == "same@school.org")).all() == [
+        "same@school.org"
+    ]

@@ -191,3 +191,42 @@ def test_detail_delete_and_new_user_pages_are_accessible(live_server, page, app)
     # The form with errors is answered 422 on purpose; Chromium logs any 4xx document as an error.
     page.watch.errors = [e for e in page.watch.errors if "status of 422" not in e]
     page.watch.assert_clean()
+
+
+def test_demoting_a_course_owner_leads_to_the_transfer_first(live_server, page, app):
+    from tests.conftest import make_course
+
+    boss = make_user(Role.ADMIN, email="boss@school.org")
+    tess = make_user(Role.TEACHER, email="tess@school.org", name="Tess Teacher")
+    make_user(Role.TEACHER, email="theo@school.org", name="Theo Teacher")
+    make_course(tess, title="Physics")
+    log_in(page, live_server, boss.email)
+    page.goto(live_server + "/admin/users?q=tess")
+    page.wait_for_function("() => window.htmx !== undefined")
+    row = page.locator(f"#user-{tess.id}")
+    row.get_by_text("Actions").click()
+    row.get_by_label("Role").select_option("student")
+    row.get_by_role("button", name="Change role").click()
+    page.wait_for_selector(f"#user-{tess.id} .row-note.error")
+    row = page.locator(f"#user-{tess.id}")
+    assert "tess@school.org owns 1 course" in row.inner_text()
+    assert row.locator(".role-tag").inner_text().lower() == "teacher"
+    shot(page, "admin-demote-owner-refused")
+    assert page.watch.axe() == []
+    row.get_by_role("link", name="Transfer their courses…").click()
+    page.wait_for_url(f"**/admin/users/{tess.id}/transfer")
+    assert "Physics" in page.locator("main").inner_text()
+    shot(page, "admin-transfer")
+    assert page.watch.axe() == []
+    page.get_by_label("Email of the teacher who takes the courses").fill("theo@school.org")
+    page.get_by_role("button", name="Transfer 1 course").click()
+    page.wait_for_url(f"**/admin/users/{tess.id}")
+    assert "Transferred 1 course to theo@school.org." in page.locator(".flash").inner_text()
+    page.locator(f"#role-{tess.id}-d").select_option("student")
+    page.get_by_role("button", name="Change role").click()
+    page.wait_for_selector(".flash.success")
+    db.session.expire_all()
+    assert db.session.get(User, tess.id).role == "student"
+    # The refusal is answered 409 on purpose; Chromium logs any 4xx response as an error.
+    page.watch.errors = [e for e in page.watch.errors if "status of 409" not in e]
+    page.watch.assert_clean()

@@ -13,7 +13,7 @@ from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
 from .. import htmx
-from ..extensions import client_ip, db
+from ..extensions import client_ip
 from ..guards import admin_required
 from ..services import Conflict, Invalid, NotAllowed
 from ..services import users as svc
@@ -78,11 +78,15 @@ def _row_response(user_id: int, run, message: str):
     try:
         user = run()
     except (Conflict, Invalid, NotAllowed) as exc:
-        db.session.rollback()
         if htmx.targets(row_id):
             user = svc.user_for_admin(user_id)
             html = render_template(
-                "admin/partials/user_row.html", user=user, error=exc.message, back=back, focus=True
+                "admin/partials/user_row.html",
+                user=user,
+                error=exc.message,
+                owns_courses=isinstance(exc, svc.OwnsCourses),
+                back=back,
+                focus=True,
             )
             return _announce(make_response(html, 409), exc.message)
         flash(exc.message, "error")
@@ -128,7 +132,6 @@ def new_user():
                 current_user, form.email.data, form.name.data, form.role.data, client_ip()
             )
         except Invalid as exc:
-            db.session.rollback()
             getattr(form, exc.field or "email").errors.append(exc.message)
         else:
             flash(f"{user.email} was invited by email to set a password.", "success")
@@ -141,14 +144,12 @@ def new_user():
 @admin_required
 def bulk():
     form = BulkForm()
-    ids = [int(i) for i in request.form.getlist("user_ids") if i.isdigit()]
-    selected = svc.users_by_ids(ids)
+    selected = svc.users_by_ids(request.form.getlist("user_ids"))
     back = _back(url_for("admin.users"))
     if form.validate() and selected and form.confirm.data == "yes":
         try:
             count = svc.bulk(current_user, [u.id for u in selected], form.action.data, client_ip())
         except Conflict as exc:
-            db.session.rollback()
             flash(exc.message, "error")
         else:
             label = svc.BULK_ACTIONS[form.action.data]
@@ -202,23 +203,28 @@ def delete_user(user_id: int):
     )
 
 
-@bp.post("/admin/users/<int:user_id>/transfer")
+@bp.route("/admin/users/<int:user_id>/transfer", methods=["GET", "POST"])
 @admin_required
 def transfer_courses(user_id: int):
+    """The transfer form on its own page (before a demotion); the delete page embeds it too.
+    After a transfer: back to ``back`` (the page the form was on), else the delete page."""
     user = svc.user_for_admin(user_id)
     form = TransferForm()
-    if form.validate():
+    if request.method == "POST" and form.validate():
         try:
             count = svc.transfer_courses(current_user, user_id, form.to_email.data, client_ip())
         except Invalid as exc:
-            db.session.rollback()
             form.to_email.errors.append(exc.message)
         else:
-            flash(f"{count} courses now belong to {form.to_email.data.lower()}.", "success")
-            return redirect(url_for("admin.delete_user", user_id=user_id), code=303)
+            to = form.to_email.data.strip().lower()
+            flash(f"Transferred {count} course{'' if count == 1 else 's'} to {to}.", "success")
+            return redirect(_back(url_for("admin.delete_user", user_id=user_id)), code=303)
     impact = svc.deletion_impact(user)
-    html = render_template("admin/delete_user.html", user=user, impact=impact, transfer_form=form)
-    return html, 422
+    back = _back(url_for("admin.user_detail", user_id=user_id))
+    html = render_template(
+        "admin/transfer_courses.html", user=user, impact=impact, transfer_form=form, back=back
+    )
+    return html, 422 if form.errors else 200
 
 
 @bp.get("/admin/audit")
@@ -229,9 +235,7 @@ def audit():
         SelectChoice(a) for a in svc.audit_actions()
     ]
     log = svc.audit_log(
-        request.args.get("q", ""),
-        request.args.get("action", ""),
-        request.args.get("before", type=int),
+        request.args.get("q", ""), request.args.get("action", ""), request.args.get("before")
     )
     return htmx.page_or_fragment(
         "admin/audit.html",

@@ -22,3 +22,19 @@ def record(action: str, *, actor=None, target=None, ip: str = "", **details) -> 
     )
     db.session.add(event)
     return event
+
+
+def course_deleted(course, actor, ip: str = "") -> AuditEvent | None:
+    """Record an admin deleting a course someone else owns (``admin.course_deleted``, target: the
+    owner); an owner deleting their own course is not an admin action and records nothing.
+    Call it in the deleting transaction, before the course row is deleted."""
+    if course.user_id == getattr(actor, "id", actor):
+        return None
+    return record(
+        "admin.course_deleted",
+        actor=actor,
+        target=course.user_id,
+        ip=ip,
+        course_id=course.id,
+        title=course.title,
+    )

@@ -8,9 +8,11 @@ takes effect on their very next request.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from .. import sessions
@@ -26,7 +28,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotAllowed, NotFound, accounts, audit
+from . import Conflict, DomainError, Invalid, NotAllowed, NotFound, accounts, audit, id_or_404
 
 ROLES = tuple(str(r) for r in Role)
 STATUSES = ("active", "pending", "deactivated")
@@ -164,11 +166,79 @@ def search_users(f: UserFilter) -> UserPage:
     )
 
 
-def user_for_admin(user_id: int) -> User:
-    user = db.session.get(User, user_id)
+def user_for_admin(user_id) -> User:
+    """The user with this id (anything that is not a valid id: NotFound, a 404)."""
+    user = db.session.get(User, id_or_404(user_id, "user"))
     if user is None:
         raise NotFound("No such user.")
     return user
+
+
+def _refusals_roll_back(action):
+    """A refused action leaves nothing behind: roll back (and so release any row locks), then
+    let the domain error through to the route."""
+
+    @functools.wraps(action)
+    def run(*args, **kwargs):
+        try:
+            return action(*args, **kwargs)
+        except DomainError:
+            db.session.rollback()
+            raise
+
+    return run
+
+
+# --- course owners stay teachers (or admins) -----------------------------------------------------
+
+
+class OwnsCourses(Conflict):
+    """Making a course owner a student is refused; ``user_ids`` names the owners."""
+
+    def __init__(self, message: str, user_ids: list[int]):
+        super().__init__(message)
+        self.user_ids = user_ids
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def courses_owned(user_ids) -> dict[int, int]:
+    """How many courses each of these users owns (owners only)."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(Course.user_id, func.count()).where(Course.user_id.in_(ids)).group_by(Course.user_id)
+    )
+    return dict(rows.all())
+
+
+def _ensure_no_owner_becomes_student(users: list[User], role: str) -> None:
+    """A student cannot run courses: the courses must be transferred first. (Admins may own
+    courses: they can manage any course anyway, so a promotion keeps them.)"""
+    if role != Role.STUDENT:
+        return
+    owned = courses_owned(u.id for u in users)
+    owners = [u for u in users if owned.get(u.id)]
+    if not owners:
+        return
+    if len(users) == 1:
+        (user,) = owners
+        raise OwnsCourses(
+            f"{user.email} owns {_plural(owned[user.id], 'course')}: transfer them to another "
+            "teacher before making this account a student.",
+            [user.id],
+        )
+    named = ", ".join(f"{u.email} ({_plural(owned[u.id], 'course')})" for u in owners[:5])
+    more = f" and {len(owners) - 5} more" if len(owners) > 5 else ""
+    raise OwnsCourses(
+        f"Nothing was changed: {_plural(len(owners), 'selected user')} "
+        f"{'owns' if len(owners) == 1 else 'own'} courses: "
+        f"{named}{more}. Transfer their courses to another teacher first.",
+        [u.id for u in owners],
+    )
 
 
 # --- the last-admin rule -------------------------------------------------------------------------
@@ -207,12 +277,14 @@ def _drop_live_sessions(user_ids) -> None:
 # --- row actions ---------------------------------------------------------------------------------
 
 
+@_refusals_roll_back
 def change_role(actor: User, user_id: int, role: str, ip: str) -> User:
     if role not in ROLES:
         raise Invalid("Choose a role.", field="role")
     user = user_for_admin(user_id)
     if user.role == role:
         return user
+    _ensure_no_owner_becomes_student([user], role)
     if user.role == Role.ADMIN:
         _ensure_admins_remain({user.id})
     old = user.role
@@ -224,6 +296,7 @@ def change_role(actor: User, user_id: int, role: str, ip: str) -> User:
     return user
 
 
+@_refusals_roll_back
 def deactivate(actor: User, user_id: int, ip: str) -> User:
     user = user_for_admin(user_id)
     if not user.is_active:
@@ -240,6 +313,7 @@ def deactivate(actor: User, user_id: int, ip: str) -> User:
     return user
 
 
+@_refusals_roll_back
 def reactivate(actor: User, user_id: int, ip: str) -> User:
     user = user_for_admin(user_id)
     if user.is_active or user.activated_at is None:
@@ -250,6 +324,7 @@ def reactivate(actor: User, user_id: int, ip: str) -> User:
     return user
 
 
+@_refusals_roll_back
 def activate(actor: User, user_id: int, ip: str) -> User:
     user = user_for_admin(user_id)
     if user.is_active or user.activated_at is not None:
@@ -261,6 +336,7 @@ def activate(actor: User, user_id: int, ip: str) -> User:
     return user
 
 
+@_refusals_roll_back
 def end_sessions(actor: User, user_id: int, ip: str) -> User:
     user = user_for_admin(user_id)
     _kick(user)
@@ -270,6 +346,7 @@ def end_sessions(actor: User, user_id: int, ip: str) -> User:
     return user
 
 
+@_refusals_roll_back
 def end_session(actor: User, user_id: int, sid: str, ip: str) -> User:
     """End one live session of the user, named by its public handle (never the jti)."""
     user = user_for_admin(user_id)
@@ -291,6 +368,7 @@ def end_session(actor: User, user_id: int, sid: str, ip: str) -> User:
     return user
 
 
+@_refusals_roll_back
 def send_reset(actor: User, user_id: int, ip: str) -> User:
     user = user_for_admin(user_id)
     if not user.is_active:
@@ -301,6 +379,7 @@ def send_reset(actor: User, user_id: int, ip: str) -> User:
     return user
 
 
+@_refusals_roll_back
 def send_activation(actor: User, user_id: int, ip: str) -> User:
     """Resend the activation link; an account without a password gets the invitation again."""
     user = user_for_admin(user_id)
@@ -315,6 +394,7 @@ def send_activation(actor: User, user_id: int, ip: str) -> User:
     return user
 
 
+@_refusals_roll_back
 def create_user(actor: User, email: str, name: str, role: str, ip: str) -> User:
     """A pending account without a password; the person is invited to set one."""
     email = accounts.normalise_email(email)
@@ -322,10 +402,14 @@ def create_user(actor: User, email: str, name: str, role: str, ip: str) -> User:
         raise Invalid("Choose a role.", field="role")
     if not name.strip():
         raise Invalid("Enter a name.", field="name")
+    taken = Invalid("An account with this email already exists.", field="email")
     if accounts.find_by_email(email) is not None:
-        raise Invalid("An account with this email already exists.", field="email")
+        raise taken
     user = accounts.create_user(email, name, None, role=role, active=False)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:  # created at the same moment by another request: the unique index
+        raise taken from None
     accounts.send_invitation_email(user)
     audit.record("admin.user_created", actor=actor, target=user, ip=ip, role=role)
     db.session.commit()
@@ -335,13 +419,26 @@ def create_user(actor: User, email: str, name: str, role: str, ip: str) -> User:
 # --- bulk actions --------------------------------------------------------------------------------
 
 
+def _valid_ids(values) -> list[int]:
+    """The values that are user ids; others are dropped, like the ids of deleted users."""
+    ids = set()
+    for value in values:
+        try:
+            ids.add(id_or_404(value, "user"))
+        except NotFound:
+            continue
+    return sorted(ids)
+
+
 def users_by_ids(ids) -> list[User]:
-    ids = sorted({int(i) for i in ids})[:BULK_MAX]
+    """The selected users (at most BULK_MAX), from ids as the form sent them."""
+    ids = _valid_ids(ids)[:BULK_MAX]
     if not ids:
         return []
     return list(db.session.scalars(select(User).where(User.id.in_(ids)).order_by(User.email)))
 
 
+@_refusals_roll_back
 def bulk(actor: User, ids, action: str, ip: str) -> int:
     """Apply ``action`` to every selected user in one transaction; returns how many changed."""
     if action not in BULK_ACTIONS:
@@ -369,6 +466,7 @@ def bulk(actor: User, ids, action: str, ip: str) -> int:
     else:
         role = action.split(":", 1)[1]
         targets = [u for u in users if u.role != role]
+        _ensure_no_owner_becomes_student(targets, role)
         _ensure_admins_remain({u.id for u in targets if u.role == Role.ADMIN})
         for user in targets:
             old, user.role = user.role, role
@@ -415,6 +513,7 @@ def deletion_impact(user: User) -> DeletionImpact:
     return DeletionImpact(courses, enrolments or 0, completions or 0)
 
 
+@_refusals_roll_back
 def delete_user(actor: User, user_id: int, ip: str) -> str:
     """Delete the account with its enrolments and completions; returns the email it had."""
     user = user_for_admin(user_id)
@@ -446,6 +545,7 @@ def delete_user(actor: User, user_id: int, ip: str) -> str:
     return email
 
 
+@_refusals_roll_back
 def transfer_courses(actor: User, user_id: int, to_email: str, ip: str) -> int:
     """Give every course the user owns to another teacher, in one transaction."""
     user = user_for_admin(user_id)
@@ -558,6 +658,7 @@ class AuditPage:
 ADMIN_ACTIONS = (
     "admin.activated",
     "admin.activation_sent",
+    "admin.course_deleted",
     "admin.courses_transferred",
     "admin.deactivated",
     "admin.reactivated",
@@ -578,9 +679,11 @@ def audit_actions() -> list[str]:
     return sorted(seen | set(ADMIN_ACTIONS))
 
 
-def audit_log(q: str = "", action: str = "", before: int | None = None) -> AuditPage:
-    """Newest first, keyset-paginated on id: ``before`` is the last id of the previous page."""
+def audit_log(q: str = "", action: str = "", before=None) -> AuditPage:
+    """Newest first, keyset-paginated on id: ``before`` is the last id of the previous page
+    (as the request gave it; anything but an id is NotFound)."""
     q = (q or "").strip()[:100]
+    before = id_or_404(before, "page of the audit log") if before not in (None, "") else None
     actor = aliased(User)
     target = aliased(User)
     stmt = (
