@@ -177,19 +177,17 @@ def test_max_attempts_must_be_positive(monkeypatch, tmp_path):
 # --- non-ASCII addresses -------------------------------------------------------------------------
 
 
-def test_non_ascii_address_is_sent_with_smtputf8_when_the_server_offers_it(app, smtp_server):
+def test_sign_up_refuses_an_address_with_a_non_ascii_local_part(app):
+    from webapp.services import Invalid, accounts
+
+    with pytest.raises(Invalid) as exc:
+        accounts.check_email("jöhn@example.com")
+    assert exc.value.field == "email" and "ASCII" in exc.value.message
+    assert accounts.check_email("Ann@Bücher.example") == "ann@bücher.example"
+
+
+def test_a_queued_non_ascii_address_is_given_up_and_the_batch_goes_on(app, smtp_server):
     server = smtp_server(smtputf8=True)
-    queue("jöhn@example.com")
-    assert mail.deliver_pending() == (1, 0)
-    ((rcpts, options, msg),) = server.envelopes
-    assert rcpts == ["jöhn@example.com"]
-    assert "SMTPUTF8" in options
-    assert msg["To"] == "jöhn@example.com"
-    assert rows()["jöhn@example.com"].sent_at is not None
-
-
-def test_non_ascii_address_without_smtputf8_is_given_up_and_the_batch_goes_on(app, smtp_server):
-    server = smtp_server(smtputf8=False)
     queue("jöhn@example.com", "ann@example.com")
     assert mail.deliver_pending() == (1, 1)
     assert server.recipients() == ["ann@example.com"]

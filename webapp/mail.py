@@ -10,14 +10,13 @@ table with ``last_error`` starting "gave up" and ``next_attempt_at`` = GAVE_UP.
 from __future__ import annotations
 
 import datetime as dt
-import email.policy
 import logging
 import smtplib
 import threading
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import make_msgid, parseaddr
 
 from flask import current_app, render_template
+from flask_mail import Message
 from sqlalchemy import event, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -33,7 +32,7 @@ _wakeup = threading.Event()
 
 
 class PermanentFailure(Exception):
-    """Retrying cannot help (e.g. a non-ASCII address and a server without SMTPUTF8)."""
+    """Retrying cannot help (e.g. an address with a non-ASCII local part)."""
 
 
 def queue_email(recipient: str, template: str, **ctx) -> OutboxMessage:
@@ -64,24 +63,30 @@ def ascii_domain(address: str) -> str:
         return address  # left as it is: sent with SMTPUTF8 or refused
 
 
-def build_message(row: OutboxMessage, sender: str, recipient: str) -> EmailMessage:
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["Subject"] = row.subject
-    msg["From"] = sender
-    msg["To"] = recipient
-    msg["Date"] = formatdate(usegmt=True)
+def build_message(row: OutboxMessage, sender: str, recipient: str) -> Message:
+    """The message as Flask-Mail builds it: plain text and HTML alternatives, UTF-8."""
+    message = Message(
+        subject=row.subject,
+        recipients=[recipient],
+        body=row.text_body,
+        html=row.html_body or None,
+        sender=sender,
+    )
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-    msg["Message-ID"] = make_msgid(domain=domain)  # not getfqdn(): it may wait on DNS
-    msg.set_content(row.text_body)
-    if row.html_body:
-        msg.add_alternative(row.html_body, subtype="html")
-    return msg
+    message.msgId = make_msgid(domain=domain)  # not getfqdn(): it may wait on DNS
+    return message
 
 
 def _send_smtp(row: OutboxMessage) -> None:
+    """Send one row through Flask-Mail's message over our own SMTP connection (Flask-Mail's has
+    no timeout)."""
     cfg = current_app.config
     sender = cfg["MAIL_DEFAULT_SENDER"]
     recipient = ascii_domain(row.recipient)
+    if not recipient.isascii():
+        # Sign-up refuses such addresses (SMTPUTF8 is not universally supported); a row
+        # queued before that rule cannot be sent and retrying will not help.
+        raise PermanentFailure(f"non-ASCII address {row.recipient!r} needs SMTPUTF8")
     message = build_message(row, sender, recipient)
     smtp_class = smtplib.SMTP_SSL if cfg["MAIL_USE_SSL"] else smtplib.SMTP
     with smtp_class(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=cfg["MAIL_TIMEOUT"]) as smtp:
@@ -89,12 +94,7 @@ def _send_smtp(row: OutboxMessage) -> None:
             smtp.starttls()
         if cfg["MAIL_USERNAME"]:
             smtp.login(cfg["MAIL_USERNAME"], cfg["MAIL_PASSWORD"] or "")
-        try:
-            # send_message asks for SMTPUTF8 when an address is not ASCII, and refuses if the
-            # server does not offer it.
-            smtp.send_message(message, parseaddr(sender)[1], [recipient])
-        except smtplib.SMTPNotSupportedError as exc:
-            raise PermanentFailure(f"{exc} (address {row.recipient!r})") from exc
+        smtp.sendmail(parseaddr(sender)[1], [recipient], message.as_bytes())
 
 
 def _print(row: OutboxMessage) -> None:

@@ -48,9 +48,16 @@ def normalise_email(email: str) -> str:
 
 def check_email(email: str) -> str:
     """The normalised address if it is well formed (no deliverability lookup); Invalid if not."""
+    email = (email or "").strip()
     try:
-        result = validate_email((email or "").strip(), check_deliverability=False)
+        # allow_smtputf8=False: a non-ASCII local part needs SMTPUTF8 all the way to the
+        # recipient, which mail servers do not all offer; internationalised domains are fine.
+        result = validate_email(email, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
+        if "@" in email and not email.rpartition("@")[0].isascii():
+            raise Invalid(
+                "Use an address with only ASCII letters, digits and .-_+ before the @.", "email"
+            ) from exc
         raise Invalid("Enter a valid email address, like name@example.com.", "email") from exc
     normalised = result.normalized.lower()
     if len(normalised) > 254:
