@@ -258,6 +258,25 @@ def test_mutating_urls_are_not_found_for_others(
     assert db.session.query(CollapsedSection).count() == 0
 
 
+@pytest.mark.parametrize("as_htmx", [False, True])
+def test_a_teacher_demoted_to_student_loses_their_courses(client, teacher, course, as_htmx):
+    (sid, (bid, _)), (sid2, _) = layout(course.id)
+    teacher.role = "student"
+    db.session.commit()
+    login_as(client, teacher)
+    before = snapshot(course.id)
+    assert client.get(f"/teach/courses/{course.id}").status_code == 404
+    assert client.get("/teach").status_code == 404
+    for method, url, data, target in mutations(course.id, sid, bid, sid2):
+        headers = hx(target or "outline") if as_htmx else {}
+        resp = getattr(client, method)(url, data=data, headers=headers)
+        assert resp.status_code == 404, (url, resp.status_code)
+    assert client.post(f"/teach/courses/{course.id}/delete").status_code == 404
+    assert snapshot(course.id) == before
+    assert db.session.query(Course).count() == 1
+    assert db.session.query(CollapsedSection).count() == 0
+
+
 def test_mutating_urls_send_anonymous_to_login(client, course):
     (sid, (bid, _)), (sid2, _) = layout(course.id)
     before = snapshot(course.id)

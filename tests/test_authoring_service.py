@@ -74,6 +74,31 @@ def test_guards_hide_other_peoples_things(teacher, other_teacher, admin):
         svc.course_for_manager(course.id, other_teacher)
 
 
+def test_a_demoted_owner_loses_the_guards(teacher, admin):
+    """Roles are read per request: a teacher made a student keeps no owner rights."""
+    course = make_course(teacher, published=False)
+    section = course.sections[0]
+    block = section.blocks[0]
+    teacher.role = "student"
+    db.session.commit()
+    for guard, ident in (
+        (svc.course_for_owner, course.id),
+        (svc.course_for_manager, course.id),
+        (svc.course_for_viewer, course.id),
+        (svc.section_for_owner, section.id),
+        (svc.block_for_owner, block.id),
+    ):
+        with pytest.raises(NotFound):
+            guard(ident, teacher)
+    with pytest.raises(NotFound):
+        svc.delete_course(course, teacher)
+    # An admin still manages it (to delete or hand it over); a re-promoted owner owns it again.
+    assert svc.course_for_manager(course.id, admin).id == course.id
+    teacher.role = "teacher"
+    db.session.commit()
+    assert svc.course_for_owner(course.id, teacher).id == course.id
+
+
 def test_sections_and_blocks_keep_dense_positions(teacher):
     course = svc.create_course(teacher, "C")
     a = svc.add_section(course, teacher, "A")

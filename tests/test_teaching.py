@@ -150,6 +150,20 @@ def test_only_the_owner_reaches_teaching_urls(client, setup, who, index, hx):
 
 
 @pytest.mark.parametrize("index", range(URL_COUNT))
+def test_a_teacher_demoted_to_student_reaches_no_teaching_url(client, setup, index):
+    method, url, data = _urls(setup)[index]
+    owner = setup["teacher"]
+    owner.role = Role.STUDENT
+    db.session.commit()
+    login_as(client, owner)
+    before = _state()
+    resp = client.open(url, method=method, data=data)
+    assert resp.status_code == 404
+    assert "Chemistry" not in resp.get_data(as_text=True)
+    assert _state() == before
+
+
+@pytest.mark.parametrize("index", range(URL_COUNT))
 def test_missing_course_is_404_for_a_teacher(client, setup, index):
     method, url, data = _urls(setup)[index]
     login_as(client, setup["teacher"])

@@ -96,7 +96,7 @@ def _editor_page(course, status: int = 200, **ctx):
     ctx.setdefault("edit", request.args.get("edit", ""))
     ctx.setdefault("edit_form", None)
     html = render_template(
-        "authoring/editor.html", o=o, course=course, can_edit=course.user_id == me.id,
+        "authoring/editor.html", o=o, course=course, can_edit=svc.owns(course, me),
         **{**_forms_ctx(), **ctx},
     )  # fmt: skip
     return make_response(html, status)

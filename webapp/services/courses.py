@@ -32,20 +32,44 @@ URL_MAX = 2000
 # --- guards ----------------------------------------------------------------------------------
 
 
+def _teacher_id(user: User | None) -> int | None:
+    """The id of ``user`` if they are a teacher now (roles are read per request), else None.
+
+    A teacher demoted to student keeps ``courses.user_id`` but loses every owner right.
+    """
+    if user is None or not getattr(user, "is_teacher", False):
+        return None
+    return user.id
+
+
+def owns(course: Course, user: User | None) -> bool:
+    """``user`` is the course's owner and still a teacher."""
+    teacher_id = _teacher_id(user)
+    return teacher_id is not None and course.user_id == teacher_id
+
+
+def manages(course: Course, user: User | None) -> bool:
+    """``user`` owns the course as a teacher, or is an admin."""
+    return owns(course, user) or bool(getattr(user, "is_admin", False))
+
+
 def course_for_owner(course_id: int, user: User) -> Course:
-    """The course if ``user`` owns it; NotFound otherwise (not yours looks like missing)."""
+    """The course if ``user`` is a teacher who owns it; NotFound otherwise (not yours looks
+    like missing)."""
     course_id = id_or_404(course_id, "course")
+    if _teacher_id(user) is None:
+        raise NotFound("No such course.")
     course = db.session.get(Course, course_id)
-    if course is None or user is None or course.user_id != user.id:
+    if course is None or not owns(course, user):
         raise NotFound("No such course.")
     return course
 
 
 def course_for_manager(course_id: int, user: User) -> Course:
-    """The course if ``user`` owns it or is an admin (view and delete)."""
+    """The course if ``user`` is a teacher who owns it, or an admin (view and delete)."""
     course_id = id_or_404(course_id, "course")
     course = db.session.get(Course, course_id)
-    if course is None or user is None or not (course.user_id == user.id or user.is_admin):
+    if course is None or not manages(course, user):
         raise NotFound("No such course.")
     return course
 
@@ -59,7 +83,7 @@ def course_for_viewer(course_id: int, user: User | None) -> Course:
     if course.is_published:
         return course
     signed_in = user is not None and getattr(user, "is_authenticated", False)
-    if signed_in and (course.user_id == user.id or user.is_admin):
+    if signed_in and manages(course, user):
         return course
     raise NotFound("No such course.")
 
@@ -67,10 +91,13 @@ def course_for_viewer(course_id: int, user: User | None) -> Course:
 def section_for_owner(section_id: int, user: User) -> Section:
     """The section if ``user`` owns its course; NotFound otherwise."""
     section_id = id_or_404(section_id, "section")
+    teacher_id = _teacher_id(user)
+    if teacher_id is None:
+        raise NotFound("No such section.")
     section = db.session.execute(
         select(Section)
         .join(Course, Section.course_id == Course.id)
-        .where(Section.id == section_id, Course.user_id == user.id)
+        .where(Section.id == section_id, Course.user_id == teacher_id)
     ).scalar_one_or_none()
     if section is None:
         raise NotFound("No such section.")
@@ -80,11 +107,14 @@ def section_for_owner(section_id: int, user: User) -> Section:
 def block_for_owner(block_id: int, user: User) -> ContentBlock:
     """The content block if ``user`` owns its course; NotFound otherwise."""
     block_id = id_or_404(block_id, "block")
+    teacher_id = _teacher_id(user)
+    if teacher_id is None:
+        raise NotFound("No such block.")
     block = db.session.execute(
         select(ContentBlock)
         .join(Section, ContentBlock.section_id == Section.id)
         .join(Course, Section.course_id == Course.id)
-        .where(ContentBlock.id == block_id, Course.user_id == user.id)
+        .where(ContentBlock.id == block_id, Course.user_id == teacher_id)
     ).scalar_one_or_none()
     if block is None:
         raise NotFound("No such block.")
@@ -290,7 +320,7 @@ def set_published(course: Course, user: User, published: bool) -> Course:
 
 def delete_course(course: Course, user: User) -> None:
     """Delete the course with its sections, blocks, enrolments and completions."""
-    if not (course.user_id == user.id or user.is_admin):
+    if not manages(course, user):
         raise NotFound("No such course.")
     db.session.execute(delete(Course).where(Course.id == course.id))
     db.session.commit()
