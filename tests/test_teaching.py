@@ -388,6 +388,48 @@ def test_enrol_with_nothing_is_refused_next_to_the_field(client, course, teacher
     assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 0
 
 
+def _addresses(n: int, start: int = 0) -> str:
+    return "\n".join(f"probe{i}@example.com" for i in range(start, start + n))
+
+
+def test_enrol_refuses_more_than_200_addresses_at_once(client, course, teacher):
+    make_user(Role.STUDENT, email="probe0@example.com")
+    login_as(client, teacher)
+    url = f"/teach/courses/{course.id}/students"
+    resp = client.post(url, data={"emails": _addresses(201)}, headers={**HX, "HX-Target": "enrol"})
+    assert resp.status_code == 422
+    assert "At most 200 addresses at a time (this paste has 201)" in resp.text
+    assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 0
+    resp = client.post(url, data={"emails": _addresses(200)}, headers={**HX, "HX-Target": "enrol"})
+    assert resp.status_code == 200 and "1 enrolled" in resp.headers["HX-Trigger"]
+
+
+def test_enrol_budget_counts_addresses_per_teacher(client, course, teacher, other_teacher):
+    """500 addresses an hour per teacher, whatever the course; refused pastes cost nothing."""
+    login_as(client, teacher)
+    url = f"/teach/courses/{course.id}/students"
+    hx = {**HX, "HX-Target": "enrol"}
+    assert client.post(url, data={"emails": _addresses(201)}, headers=hx).status_code == 422
+    other = make_course(teacher, title="Physics", sections=1, blocks=1)
+    for n, start, target in ((200, 0, url), (200, 200, url), (99, 400, other.id)):
+        target = target if isinstance(target, str) else f"/teach/courses/{target}/students"
+        resp = client.post(target, data={"emails": _addresses(n, start)}, headers=hx)
+        assert resp.status_code == 200, resp.status_code
+    assert client.post(url, data={"emails": _addresses(2, 499)}, headers=hx).status_code == 429
+    assert client.post(url, data={"emails": "last@example.com"}).status_code == 303  # the 500th
+    make_user(Role.STUDENT, email="late@example.com")
+    resp = client.post(url, data={"emails": "late@example.com"}, headers=hx)
+    assert resp.status_code == 429 and "Retry-After" in resp.headers
+    assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 0
+    # Another teacher has a budget of their own.
+    theirs = make_course(other_teacher, title="Biology", sections=1, blocks=1)
+    login_as(client, other_teacher)
+    resp = client.post(
+        f"/teach/courses/{theirs.id}/students", data={"emails": "late@example.com"}, headers=hx
+    )
+    assert resp.status_code == 200 and "1 enrolled" in resp.headers["HX-Trigger"]
+
+
 def test_enrol_twice_is_safe(client, course, teacher):
     make_user(Role.STUDENT, email="twice@example.com")
     login_as(client, teacher)

@@ -18,6 +18,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from .. import htmx
+from ..extensions import limiter
 from ..services import Invalid, courses, grading
 from . import bp
 from .forms import CellForm, EnrolForm, GradeForm
@@ -32,6 +33,25 @@ def _course_tabs_helpers():
         "has_endpoint": lambda name: name in current_app.view_functions,
         "teaching_queue_count": grading.queue_count,
     }
+
+
+def _enrol_cost() -> int:
+    """Every address of a paste counts against the hourly budget (a refused paste costs nothing)."""
+    n = len(grading.parse_addresses(request.form.get("emails", "")))
+    return max(1, min(n, grading.MAX_ENROL_ADDRESSES))
+
+
+# "No such student" tells the teacher who was not enrolled, so enrolling by email is also a way
+# to ask whether an address is a student's account. A per-teacher budget of addresses keeps that
+# from becoming an enumeration oracle (docs/teaching.md).
+enrol_limit = limiter.limit(
+    lambda: current_app.config.get("ENROL_LIMIT", "500 per hour"),
+    key_func=lambda: f"enrol-teacher:{current_user.get_id()}",
+    methods=["POST"],
+    exempt_when=lambda: not current_user.is_authenticated,
+    deduct_when=lambda response: response.status_code < 400,
+    cost=_enrol_cost,
+)
 
 
 def _course(course_id: int):
@@ -82,6 +102,7 @@ def roster(course_id: int):
 
 
 @bp.post(BASE + "/students")
+@enrol_limit
 @login_required
 def enrol(course_id: int):
     course = _course(course_id)
