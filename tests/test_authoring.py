@@ -707,4 +707,17 @@ def test_ids_beyond_the_database_range_are_not_found(client, teacher, course):
     assert client.get(f"/teach/blocks/{huge}?edit=1").status_code == 404
     resp = client.post(f"/teach/blocks/{bid}/move", data={"section_id": str(huge)})
     assert resp.status_code == 404
-    assert client.post(f"/teach/blocks/{bid}/move", data={"section_id": "x"}).status_code == 400
+    for bad in ("x", "abc", "-1", "0", "99999999999", "", "1.5"):
+        resp = client.post(f"/teach/blocks/{bid}/move", data={"section_id": bad})
+        assert resp.status_code == 404, bad
+        resp = client.post(
+            f"/teach/blocks/{bid}/move", data={"section_id": bad}, headers=hx("outline")
+        )
+        assert resp.status_code == 404, bad
+    for url in (
+        "/teach/courses/99999999999",
+        "/teach/courses/99999999999/students",
+        "/teach/sections/99999999999/title?edit=1",
+        "/teach/blocks/99999999999/move",
+    ):
+        assert client.get(url).status_code == 404, url

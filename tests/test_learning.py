@@ -412,6 +412,28 @@ def test_block_of_another_course_is_404(client, student, course, teacher):
     assert client.get(f"/courses/{course.id}/blocks/99999").status_code == 404
 
 
+@pytest.mark.parametrize("bad", ["abc", "-1", "99999999999", "1e3"])
+def test_block_ids_that_are_not_row_ids_are_404_not_500(client, student, course, bad):
+    enrol(student, course)
+    login_as(client, student)
+    base = f"/courses/{course.id}/blocks/{bad}"
+    assert client.get(base).status_code == 404
+    assert client.get(base, headers=HX_COMPLETION).status_code == 404
+    for suffix in ("/complete", "/completion", "/undo"):
+        assert client.post(base + suffix, headers=HX_COMPLETION).status_code == 404, suffix
+    assert client.get(f"/courses/{bad}").status_code == 404
+    assert client.post(f"/courses/{bad}/enrol").status_code == 404
+
+
+def test_block_ids_beyond_the_integer_range_in_the_service(student, course):
+    from webapp.services import NotFound
+
+    enrol(student, course)
+    for bad in (99999999999, -1, "abc", None):
+        with pytest.raises(NotFound):
+            service.block_for_student(course.id, bad, student)
+
+
 def test_block_of_unpublished_course_is_404_even_when_enrolled(client, student, course):
     enrol(student, course)
     course.is_published = False

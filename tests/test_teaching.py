@@ -171,6 +171,41 @@ def test_missing_course_is_404_for_a_teacher(client, setup, index):
     assert client.open(missing, method=method, data=data).status_code == 404
 
 
+@pytest.mark.parametrize("bad", ["abc", "-1", "99999999999", "0"])
+@pytest.mark.parametrize("index", [2, 3, 5, 6, 8, 9, 10])  # the URLs with a student/completion id
+def test_ids_that_are_not_row_ids_are_404_not_500(client, setup, index, bad):
+    method, url, data = _urls(setup)[index]
+    sub, st = setup["sub"].id, setup["student"].id
+    base = f"/teach/courses/{setup['course'].id}"
+    url = url.replace(f"{base}/students/{st}", f"{base}/students/{bad}")
+    url = url.replace(f"/grading/{sub}", f"/grading/{bad}")
+    url = url.replace(f"/cells/{sub}", f"/cells/{bad}")
+    assert bad in url
+    login_as(client, setup["teacher"])
+    before = _state()
+    resp = client.open(url, method=method, data=data, headers={**HX, "HX-Target": "grading-panel"})
+    assert resp.status_code == 404
+    assert _state() == before
+
+
+def test_grading_services_refuse_ids_beyond_the_integer_range(setup):
+    from webapp.services import NotFound, grading
+
+    course = setup["course"]
+    calls = (
+        grading.submission,
+        grading.gradebook_cell,
+        grading.remove_student,
+        grading.enrolled_student,
+        grading.student_record,
+        lambda c, i: grading.grade(c, i, setup["teacher"], 70, None, "1.0"),
+    )
+    for bad in (99999999999, -1, 0, "abc", None):
+        for call in calls:
+            with pytest.raises(NotFound):
+                call(course, bad)
+
+
 def test_a_completion_of_another_course_is_404(client, setup, teacher, student):
     other = make_course(teacher, title="Other", sections=1, blocks=2, types=("quiz",))
     enrol(student, other)

@@ -448,11 +448,8 @@ def move_block(block_id: int):
             return _fragment("authoring/partials/move_block.html", **ctx)
         return render_template("authoring/move_block.html", **ctx)
     if "section_id" in request.form:
-        try:
-            target = int(request.form["section_id"])
-        except ValueError:
-            abort(400)
-        svc.move_block_to_section(block, _me(), target)
+        # The service's guard parses the id: anything but one of your sections is a 404.
+        svc.move_block_to_section(block, _me(), request.form["section_id"])
         focus = f"{key}-edit"
     else:
         direction = request.form.get("direction", "")

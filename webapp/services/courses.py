@@ -579,7 +579,7 @@ def move_block(block: ContentBlock, user: User, direction: str) -> ContentBlock:
     return block
 
 
-def move_block_to_section(block: ContentBlock, user: User, section_id: int) -> ContentBlock:
+def move_block_to_section(block: ContentBlock, user: User, section_id: int | str) -> ContentBlock:
     """Move the block to the end of another section of the same course."""
     target = section_for_owner(section_id, user)
     if target.course_id != block.section.course_id:

@@ -31,7 +31,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotFound
+from . import Conflict, Invalid, NotFound, id_or_404
 from .learning import sync_course_completion
 
 PER_PAGE = 50
@@ -250,6 +250,7 @@ def enrol_by_email(course: Course, text: str) -> list[tuple[str, str]]:
 
 def remove_student(course: Course, student_id: int) -> User:
     """Unenrol a student; their completions and grades are kept for a re-enrolment."""
+    student_id = id_or_404(student_id, "student")
     enrolment = db.session.scalar(
         select(StudentCourse).where(
             StudentCourse.course_id == course.id, StudentCourse.student_id == student_id
@@ -264,6 +265,7 @@ def remove_student(course: Course, student_id: int) -> User:
 
 
 def enrolled_student(course: Course, student_id: int) -> User:
+    student_id = id_or_404(student_id, "student")
     student = db.session.scalar(
         select(User)
         .join(StudentCourse, StudentCourse.student_id == User.id)
@@ -280,7 +282,7 @@ def student_record(course: Course, student_id: int) -> tuple[User, list[tuple]]:
     rows = db.session.execute(
         select(ContentBlock, CCB)
         .join(Section, ContentBlock.section_id == Section.id)
-        .outerjoin(CCB, and_(CCB.content_block_id == ContentBlock.id, CCB.student_id == student_id))
+        .outerjoin(CCB, and_(CCB.content_block_id == ContentBlock.id, CCB.student_id == student.id))
         .where(Section.course_id == course.id)
         .order_by(Section.position, Section.id, ContentBlock.position, ContentBlock.id)
     ).all()
@@ -389,6 +391,7 @@ def neighbours(course_id: int, current: CompletedContentBlock | None) -> tuple[i
 
 def submission(course: Course, completion_id: int) -> CompletedContentBlock:
     """A completion of a gradable block of this course by an enrolled student; else NotFound."""
+    completion_id = id_or_404(completion_id, "submission")
     row = db.session.execute(
         _queue_select(CCB, ContentBlock, User)
         .join(User, User.id == CCB.student_id)

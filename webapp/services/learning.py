@@ -19,7 +19,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotFound
+from . import Conflict, Invalid, NotFound, id_or_404
 from .courses import course_for_viewer
 
 PER_PAGE = 20
@@ -369,6 +369,7 @@ class BlockView:
 def _block_for_student(course_id: int, block_id: int, student: User):
     """The course, block and enrolment if ``student`` is enrolled; NotFound otherwise."""
     course = _published_for_student(course_id, student)
+    block_id = id_or_404(block_id, "block")
     block = db.session.scalar(
         select(ContentBlock)
         .join(Section, ContentBlock.section_id == Section.id)
