@@ -543,9 +543,7 @@ def test_reorder_saves_the_whole_order(client, teacher, course):
         lambda s1, s2, a, b, c, d, f: [[s1, [a, a]], [s2, [b, c, d]]],  # duplicate
         lambda s1, s2, a, b, c, d, f: [[s1, [a]], [s2, [b, c]]],  # missing
         lambda s1, s2, a, b, c, d, f: [[s1, [a, b, f]], [s2, [c, d]]],  # another course's
-        lambda s1, s2, a, b, c, d, f: "not json",
-        lambda s1, s2, a, b, c, d, f: [[s1, "ab"]],
-        lambda s1, s2, a, b, c, d, f: {"x": 1},
+        lambda s1, s2, a, b, c, d, f: [[s1, [a, b, 99999999999]], [s2, [c, d]]],
     ],
 )
 def test_reorder_refuses_stale_or_tampered_orders(
@@ -565,6 +563,71 @@ def test_reorder_refuses_stale_or_tampered_orders(
     assert resp.status_code == 303
     assert "Nothing was moved" in client.get(resp.headers["Location"]).text
     assert snapshot(course.id) == before and snapshot(theirs.id) == before_theirs
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "not json",
+        "",
+        "[]]",
+        '[[1, "ab"]]',
+        '{"x": 1}',
+        "[[1, [2]], 3]",
+        "[[1, [2], 3]]",
+        "[[1, [[2]]]]",
+        "[[1e400, [2]]]",
+        "[[1.5, [2]]]",
+        "[[true, [2]]]",
+        "[[1, [null]]]",
+        "[" + "9" * 5000 + "]",
+        "[" * 10_000 + "]" * 10_000,  # deep nesting: refused before the parser recurses
+        "[[" + ",".join(["1"] * 10_000) + "]]",  # not a [section, blocks] pair
+    ],
+)
+def test_reorder_refuses_malformed_orders_with_422(client, teacher, course, payload):
+    login_as(client, teacher)
+    before = snapshot(course.id)
+    url = f"/teach/courses/{course.id}/order"
+    resp = client.post(url, data={"order": payload}, headers=hx("outline"))
+    assert resp.status_code == 422 and 'id="outline"' in resp.text
+    assert (
+        "could not be read. Nothing was moved" in json.loads(resp.headers["HX-Trigger"])["announce"]
+    )
+    resp = client.post(url, data={"order": payload})
+    assert resp.status_code == 303
+    assert "Nothing was moved" in client.get(resp.headers["Location"]).text
+    assert snapshot(course.id) == before
+
+
+def test_reorder_caps_the_body_at_64_kib(client, teacher, course):
+    login_as(client, teacher)
+    (s1, (a, b)), (s2, (c, d)) = layout(course.id)
+    before = snapshot(course.id)
+    url = f"/teach/courses/{course.id}/order"
+    order = json.dumps([[s2, [d, a]], [s1, [c, b]]])
+    # Well under the app's 1 MiB, but the body is over the order's cap: refused unread.
+    resp = client.post(url, data={"order": order + " " * (128 * 1024)}, headers=hx("outline"))
+    assert resp.status_code == 413
+    # The body just fits, the field does not: a 422 that says why.
+    field = order + " " * (64 * 1024 - len(order) + 1)
+    resp = client.post(url, data={"order": field}, headers=hx("outline"))
+    assert resp.status_code == 422
+    assert "too large" in json.loads(resp.headers["HX-Trigger"])["announce"]
+    assert snapshot(course.id) == before
+    # Whitespace is fine while the order stays small.
+    small = json.dumps([[s2, [d, a]], [s1, [c, b]]], indent=2)
+    resp = client.post(url, data={"order": small}, headers=hx("outline"))
+    assert resp.status_code == 200 and layout(course.id) == [(s2, [d, a]), (s1, [c, b])]
+
+
+def test_parse_order_field_cap_is_a_clear_message():
+    from webapp.services import Invalid
+    from webapp.services.courses import ORDER_MAX_BYTES, parse_order
+
+    with pytest.raises(Invalid, match="too large"):
+        parse_order("[" + " " * ORDER_MAX_BYTES + "]")
+    assert parse_order("[[1, [2, 3]], [4, []]]") == [(1, [2, 3]), (4, [])]
 
 
 # --- course actions ----------------------------------------------------------------------------

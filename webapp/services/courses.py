@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -594,6 +595,48 @@ def move_block_to_section(block: ContentBlock, user: User, section_id: int | str
     db.session.commit()
     db.session.refresh(block)
     return block
+
+
+ORDER_MAX_BYTES = 64 * 1024  # ~6,000 ids: far more than any course outline
+_ORDER_CHARS = frozenset("0123456789[], \t\r\n")
+
+
+def parse_order(text: str | None) -> list[tuple[int, list[int]]]:
+    """The drag-and-drop order ``[[section id, [block id, …]], …]`` from its JSON text.
+
+    Invalid for anything else. Only digits, brackets, commas and whitespace are accepted and the
+    nesting is checked before ``json.loads``, so a deeply nested or odd payload is refused
+    cheaply instead of reaching the parser's recursion limit.
+    """
+    unreadable = Invalid("The new order could not be read. Nothing was moved.", field="order")
+    text = text or ""
+    if len(text) > ORDER_MAX_BYTES:
+        raise Invalid("The new order is too large. Nothing was moved.", field="order")
+    if not text.strip() or not _ORDER_CHARS.issuperset(text):
+        raise unreadable
+    depth = 0
+    for char in text:
+        depth += char == "["
+        depth -= char == "]"
+        if not 0 <= depth <= 3:
+            raise unreadable
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise unreadable from None
+    if not isinstance(raw, list):
+        raise unreadable
+    order = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2):
+            raise unreadable
+        section_id, blocks = item
+        if not isinstance(section_id, int) or not isinstance(blocks, list):
+            raise unreadable
+        if not all(isinstance(b, int) for b in blocks):
+            raise unreadable
+        order.append((section_id, blocks))
+    return order
 
 
 def reorder(course: Course, user: User, order: list[tuple[int, list[int]]]) -> None:
