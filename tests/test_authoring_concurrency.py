@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from tests.conftest import DATABASE_URL, login_as, make_course
 from webapp.extensions import db
-from webapp.models import ContentBlock, Section
+from webapp.models import CollapsedSection, ContentBlock, Section
 
 pytestmark = pytest.mark.skipif(
     not DATABASE_URL.startswith("postgresql"), reason="real concurrency needs PostgreSQL"
@@ -69,3 +69,18 @@ def test_concurrent_adds_and_moves_keep_positions_dense(app, teacher):
         assert positions == list(range(len(positions)))
     assert db.session.query(ContentBlock).count() == 6 + N
     assert len(sections[1].blocks) == 6
+
+
+def test_concurrent_collapses_of_one_section_store_one_row(app, teacher):
+    """A double click or two tabs: every request succeeds, the state is one row (ON CONFLICT)."""
+    course = make_course(teacher, sections=1, blocks=1, types=("lesson",))
+    sid = course.sections[0].id
+    url = f"/teach/sections/{sid}/collapse"
+    for _ in range(3):
+        statuses = _at_once(app, teacher, [(url, {"collapsed": "1"})] * N)
+        assert statuses == [303] * N
+        db.session.expire_all()
+        assert db.session.query(CollapsedSection).filter_by(section_id=sid).count() == 1
+    statuses = _at_once(app, teacher, [(url, {"collapsed": "0"})] * N)
+    assert statuses == [303] * N
+    assert db.session.query(CollapsedSection).count() == 0

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
@@ -362,6 +363,12 @@ def duplicate_course(course: Course, user: User) -> Course:
     return copy
 
 
+def _insert(model):
+    """INSERT for this database, with ON CONFLICT available (PostgreSQL and SQLite)."""
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
+
+
 def _sync_completion(course_id: int) -> None:
     # services.learning imports this module's guards, so it is imported at call time.
     from .learning import sync_course_completion
@@ -474,14 +481,23 @@ def move_section(section: Section, user: User, direction: str) -> Section:
 
 
 def set_collapsed(section: Section, user: User, collapsed: bool) -> None:
-    """Remember per user whether the section is folded away in the editor."""
-    db.session.execute(
-        delete(CollapsedSection).where(
-            CollapsedSection.user_id == user.id, CollapsedSection.section_id == section.id
-        )
-    )
+    """Remember per user whether the section is folded away in the editor.
+
+    One statement each way, so two tabs (or a double click) cannot collide: the row is the whole
+    state (its key is its only content), so the upsert is INSERT … ON CONFLICT DO NOTHING.
+    """
     if collapsed:
-        db.session.add(CollapsedSection(user_id=user.id, section_id=section.id))
+        db.session.execute(
+            _insert(CollapsedSection)
+            .values(user_id=user.id, section_id=section.id)
+            .on_conflict_do_nothing(index_elements=["user_id", "section_id"])
+        )
+    else:
+        db.session.execute(
+            delete(CollapsedSection).where(
+                CollapsedSection.user_id == user.id, CollapsedSection.section_id == section.id
+            )
+        )
     db.session.commit()
 
 
