@@ -143,6 +143,34 @@ def test_dashboard_counts_in_a_fixed_number_of_queries(client, teacher, student,
             assert url_for("teaching.grading_page", course_id=c.id) in row
 
 
+def test_dashboard_to_grade_matches_the_grading_queue(client, teacher, student):
+    """Only enrolled students' work waits: a removed student's completion counts nowhere."""
+    from tests.conftest import make_user
+
+    c = make_course(teacher, title="Counted", sections=1, blocks=5)
+    quiz = next(b for b in c.sections[0].blocks if b.type == "quiz")
+    gone = make_user("student")
+    for who in (student, gone):
+        db.session.add(StudentCourse(student_id=who.id, course_id=c.id))
+        db.session.add(CompletedContentBlock(student_id=who.id, content_block_id=quiz.id))
+    db.session.commit()
+    login_as(client, teacher)
+
+    def counts():
+        row = client.get("/teach").text.split(f'id="course-row-{c.id}"')[1].split("</tr>")[0]
+        dashboard = row.split('data-count="to_grade">')[1].split("</td>")[0]
+        queue = client.get(f"/teach/courses/{c.id}/grading").text
+        queue = queue.split('id="grading-count"')[1].split('<span class="visually-hidden"> w')[0]
+        return dashboard, queue
+
+    dashboard, queue = counts()
+    assert "<strong>2</strong>" in dashboard and "(</span>2" in queue
+    resp = client.post(f"/teach/courses/{c.id}/students/{gone.id}/remove")
+    assert resp.status_code == 303
+    dashboard, queue = counts()
+    assert "<strong>1</strong>" in dashboard and "(</span>1" in queue
+
+
 @pytest.mark.parametrize("who", ROLES)
 def test_new_course_access(client, teacher, other_teacher, student, admin, who):
     user = actor(who, teacher, other_teacher, student, admin)

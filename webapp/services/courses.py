@@ -6,13 +6,12 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import (
-    GRADABLE_TYPES,
     URL_TYPES,
     BlockType,
     CollapsedSection,
@@ -180,20 +179,6 @@ class CourseSummary:
     to_grade: int = 0
 
 
-def waiting_for_grade():
-    """The condition on CompletedContentBlock for "waits for a grade"."""
-    return and_(
-        ContentBlock.type.in_([str(t) for t in GRADABLE_TYPES]),
-        or_(
-            CompletedContentBlock.grade.is_(None),
-            and_(
-                CompletedContentBlock.graded_at.is_not(None),
-                CompletedContentBlock.updated_at > CompletedContentBlock.graded_at,
-            ),
-        ),
-    )
-
-
 def teacher_dashboard(user: User) -> list[CourseSummary]:
     """The user's courses with their counts, in five queries whatever their number."""
     courses = (
@@ -218,15 +203,17 @@ def teacher_dashboard(user: User) -> list[CourseSummary]:
         "students": select(StudentCourse.course_id, func.count(StudentCourse.id))
         .where(StudentCourse.course_id.in_(mine))
         .group_by(StudentCourse.course_id),
-        "to_grade": select(Section.course_id, func.count(CompletedContentBlock.id))
-        .join(ContentBlock, ContentBlock.section_id == Section.id)
-        .join(CompletedContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
-        .where(Section.course_id.in_(mine), waiting_for_grade())
-        .group_by(Section.course_id),
     }
     for name, stmt in counts.items():
         for course_id, n in db.session.execute(stmt):
             setattr(rows[course_id], name, n)
+    # The grading queue's own count, so the dashboard and the queue always agree (only
+    # currently enrolled students' work counts). Imported here: grading imports this module.
+    from .grading import queue_counts
+
+    for course_id, n in queue_counts(user).items():
+        if course_id in rows:
+            rows[course_id].to_grade = n
     return list(rows.values())
 
 
