@@ -682,6 +682,28 @@ def test_delete_course(client, teacher, admin, course, who):
     assert db.session.query(Course).count() == 0 and db.session.query(ContentBlock).count() == 0
 
 
+def test_admin_deleting_a_course_leaves_an_audit_record(client, teacher, admin, course):
+    from webapp.models import AuditEvent
+
+    course_id = course.id
+    login_as(client, admin)
+    assert client.post(f"/teach/courses/{course_id}/delete").status_code == 303
+    event = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "course.deleted")
+    ).one()
+    assert (event.actor_id, event.target_user_id) == (admin.id, teacher.id)
+    assert event.details == {"course_id": course_id, "title": "Draft course"}
+    assert event.ip == "127.0.0.1"
+
+
+def test_owner_deleting_their_course_is_not_audited(client, teacher, course):
+    from webapp.models import AuditEvent
+
+    login_as(client, teacher)
+    assert client.post(f"/teach/courses/{course.id}/delete").status_code == 303
+    assert db.session.query(AuditEvent).filter_by(action="course.deleted").count() == 0
+
+
 def test_delete_course_from_htmx_redirects(client, teacher, course):
     login_as(client, teacher)
     resp = client.post(f"/teach/courses/{course.id}/delete", headers=hx("main"))

@@ -21,6 +21,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from .. import htmx
+from ..extensions import client_ip
 from ..guards import teacher_required
 from ..markdown import render_markdown
 from ..services import Conflict, Invalid
@@ -222,7 +223,7 @@ def delete_course(course_id: int):
     me = _me()
     course = svc.course_for_manager(course_id, me)
     title = course.title
-    svc.delete_course(course, me)
+    svc.delete_course(course, me, ip=client_ip())
     flash(f"Deleted the course “{title}”.", "success")
     target = "authoring.dashboard" if me.is_teacher else "learning.catalogue"
     return htmx.hx_redirect(url_for(target))

@@ -23,7 +23,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotAllowed, NotFound, id_or_404
+from . import Conflict, Invalid, NotAllowed, NotFound, audit, id_or_404
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
@@ -307,10 +307,23 @@ def set_published(course: Course, user: User, published: bool) -> Course:
     return course
 
 
-def delete_course(course: Course, user: User) -> None:
-    """Delete the course with its sections, blocks, enrolments and completions."""
+def delete_course(course: Course, user: User, ip: str = "") -> None:
+    """Delete the course with its sections, blocks, enrolments and completions.
+
+    When someone other than the owner (an admin) deletes it, an audit record says who, whose
+    and what, in the same transaction.
+    """
     if not manages(course, user):
         raise NotFound("No such course.")
+    if course.user_id != user.id:
+        audit.record(
+            "course.deleted",
+            actor=user,
+            target=course.user_id,
+            ip=ip,
+            course_id=course.id,
+            title=course.title,
+        )
     db.session.execute(delete(Course).where(Course.id == course.id))
     db.session.commit()
 
