@@ -125,6 +125,33 @@ def test_queue_counts_for_a_dashboard(course, teacher, queue, other_teacher):
 # --- grading -----------------------------------------------------------------------------------
 
 
+def test_grade_and_advance_returns_the_next_in_the_queue(course, teacher, queue):
+    ann, ben, cy = queue
+    done, target = grading.grade_and_advance(
+        course, ann.id, teacher, 80, "ok", version(ann), advance=True
+    )
+    assert (done.id, done.grade, target.id) == (ann.id, 80, ben.id)
+    done, target = grading.grade_and_advance(
+        course, ben.id, teacher, 60, "", version(ben), advance=False
+    )
+    assert target.id == done.id == ben.id
+    done, target = grading.grade_and_advance(
+        course, cy.id, teacher, 90, "", version(cy), advance=True
+    )
+    assert target is None and grading.queue_count(course.id) == 0
+
+
+def test_save_cell_keeps_the_comment_and_returns_the_averages(course, teacher, queue):
+    ann, ben, _ = queue
+    ann.grader_comment = "kept"
+    db.session.commit()
+    saved = grading.save_cell(course, ann.id, teacher, 40, version(ann))
+    assert (saved.completion.grade, saved.completion.grader_comment) == (40, "kept")
+    assert (saved.cell.grade, saved.row_avg, saved.col_avg) == (40, 40.0, 40.0)
+    with pytest.raises(grading.StaleGrade):
+        grading.save_cell(course, ann.id, teacher, 50, "1.0")
+
+
 def test_save_grades_and_emails_the_student_once(client, course, teacher, queue, mailbox):
     login_as(client, teacher)
     sub = queue[0]

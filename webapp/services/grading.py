@@ -506,6 +506,24 @@ def grade(
     return completion
 
 
+def grade_and_advance(
+    course: Course,
+    completion_id: int,
+    grader: User,
+    grade_value: int,
+    comment: str | None,
+    version: str,
+    advance: bool,
+) -> tuple[CompletedContentBlock, CompletedContentBlock | None]:
+    """Grade (see ``grade``), then the submission to show: the next in the queue if
+    ``advance`` (None when nothing is left), else the graded one."""
+    done = grade(course, completion_id, grader, grade_value, comment, version)
+    if not advance:
+        return done, done
+    next_id = neighbours(course.id, done)[1]
+    return done, submission(course, next_id) if next_id else None
+
+
 # --- the gradebook -----------------------------------------------------------------------------
 
 
@@ -618,6 +636,31 @@ def gradebook_cell(course: Course, completion_id: int) -> tuple[CompletedContent
         completion.id, completion.grade, completion.changed_since_graded, version_of(completion)
     )
     return completion, cell
+
+
+@dataclass
+class SavedCell:
+    completion: CompletedContentBlock
+    cell: Cell
+    row_avg: float | None
+    col_avg: float | None
+
+
+def save_cell(
+    course: Course, completion_id: int, grader: User, grade_value: int, version: str
+) -> SavedCell:
+    """A gradebook cell's grade (the comment is kept), with the new row and column averages."""
+    grade(course, completion_id, grader, grade_value, None, version)
+    completion, cell = gradebook_cell(course, completion_id)
+    row_avg, col_avg, _ = averages(
+        course.id, student_ids=[completion.student_id], block_ids=[completion.content_block_id]
+    )
+    return SavedCell(
+        completion,
+        cell,
+        row_avg.get(completion.student_id),
+        col_avg.get(completion.content_block_id),
+    )
 
 
 # --- CSV exports -------------------------------------------------------------------------------

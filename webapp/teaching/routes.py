@@ -225,13 +225,14 @@ def grade(course_id: int, completion_id: int):
     if not form.validate():
         return again(grading.submission(course, completion_id), 422)
     try:
-        done = grading.grade(
+        done, target = grading.grade_and_advance(
             course,
             completion_id,
             current_user._get_current_object(),
             form.grade.data,
             form.comment.data or "",
             form.version.data,
+            advance=request.form.get("action") == "next",
         )
     except grading.StaleGrade as exc:
         form.version.data = grading.version_of(exc.completion)
@@ -240,10 +241,6 @@ def grade(course_id: int, completion_id: int):
         form.grade.errors = [exc.message]
         return again(grading.submission(course, completion_id), 422)
     message = f"Saved: {done.grade} for {done.student.name}"
-    target = done
-    if request.form.get("action") == "next":
-        next_id = grading.neighbours(course.id, done)[1]
-        target = grading.submission(course, next_id) if next_id else None
     if not fragment:
         flash(message, "success")
         if target is None:
@@ -317,12 +314,11 @@ def cell_save(course_id: int, completion_id: int):
     if not form.validate():
         return _cell_response(course, completion, cell, form_tpl, 422, form=form)
     try:
-        done = grading.grade(
+        saved = grading.save_cell(
             course,
             completion_id,
             current_user._get_current_object(),
             form.grade.data,
-            None,
             form.version.data,
         )
     except grading.StaleGrade as exc:
@@ -334,21 +330,17 @@ def cell_save(course_id: int, completion_id: int):
     except Invalid as exc:
         form.grade.errors = [exc.message]
         return _cell_response(course, completion, cell, form_tpl, 422, form=form)
-    message = f"Saved: {done.grade} for {done.student.name}"
+    message = f"Saved: {saved.completion.grade} for {saved.completion.student.name}"
     if not htmx.targets(f"cell-{completion_id}"):
         flash(message, "success")
         return redirect(url_for("teaching.gradebook", course_id=course.id), code=303)
-    completion, cell = grading.gradebook_cell(course, completion_id)
-    row_avg, col_avg, _ = grading.averages(
-        course.id, student_ids=[completion.student_id], block_ids=[completion.content_block_id]
-    )
     ctx = {
         "course": course,
-        "c": completion,
-        "cell": cell,
+        "c": saved.completion,
+        "cell": saved.cell,
         "oob": True,
-        "row_avg": row_avg.get(completion.student_id),
-        "col_avg": col_avg.get(completion.content_block_id),
+        "row_avg": saved.row_avg,
+        "col_avg": saved.col_avg,
         "queue_count": grading.queue_count(course.id),
     }
     resp = make_response(render_template("teaching/partials/cell.html", **ctx))
