@@ -217,6 +217,26 @@ def test_editor_access(client, teacher, other_teacher, student, admin, course, w
         assert ("data-inplace-edit" in resp.text) == (who == "owner")
 
 
+def test_editor_has_the_course_tabs_for_its_owner(client, teacher, admin, student, course):
+    db.session.add(StudentCourse(student_id=student.id, course_id=course.id))
+    quiz = next(b for s in course.sections for b in s.blocks if b.type == "quiz")
+    db.session.add(CompletedContentBlock(student_id=student.id, content_block_id=quiz.id))
+    db.session.commit()
+    login_as(client, teacher)
+    html = client.get(f"/teach/courses/{course.id}").text
+    tabs = html.split('<nav class="course-tabs"')[1].split("</nav>")[0]
+    base = f"/teach/courses/{course.id}"
+    assert f'<a href="{base}" aria-current="page">Editor</a>' in tabs
+    for url in (f"{base}/students", f"{base}/grading", f"{base}/gradebook"):
+        assert f'href="{url}"' in tabs
+    assert '<span id="grading-count" class="count">' in tabs and "1<span" in tabs
+    assert "css/teaching.css" in html
+    # The tabs lead to teaching pages only the owner may open: an admin sees none.
+    login_as(client, admin)
+    html = client.get(f"/teach/courses/{course.id}").text
+    assert "course-tabs" not in html and "css/teaching.css" not in html
+
+
 def test_editor_of_a_published_course_is_still_private(client, other_teacher, teacher):
     course = make_course(teacher, published=True)
     login_as(client, other_teacher)

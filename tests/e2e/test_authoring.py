@@ -218,3 +218,41 @@ def test_drag_and_drop_saves_the_order_and_a_stale_one_is_refused(live_server, p
     assert db.session.query(ContentBlock).count() == 5
     page.watch.errors = [e for e in page.watch.errors if "status of 409" not in e]
     page.watch.assert_clean()
+
+
+def test_course_tabs_lead_from_the_editor_through_teaching_and_back(live_server, page, app):
+    from tests.conftest import make_course
+    from webapp.models import CompletedContentBlock, StudentCourse
+
+    teacher = make_user("teacher", email="tabs@example.com", name="Tabby")
+    student = make_user("student", email="learner@example.com", name="Lee")
+    course = make_course(teacher, title="Tabs and the teaching of them", sections=2, blocks=5)
+    quiz = next(b for s in course.sections for b in s.blocks if b.type == "quiz")
+    db.session.add(StudentCourse(student_id=student.id, course_id=course.id))
+    db.session.add(CompletedContentBlock(student_id=student.id, content_block_id=quiz.id))
+    db.session.commit()
+    log_in(page, live_server, teacher)
+    editor_url = f"{live_server}/teach/courses/{course.id}"
+    page.goto(editor_url)
+    tabs = page.get_by_role("navigation", name=re.compile("^Course Tabs"))
+    expect(tabs.get_by_role("link", name="Editor")).to_have_attribute("aria-current", "page")
+    expect(tabs.get_by_role("link", name=re.compile("^To grade"))).to_contain_text("1")
+    page.watch.shot("authoring-editor-tabs-desktop", full_page=False)
+    assert page.watch.axe() == []
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.watch.shot("authoring-editor-tabs-phone", full_page=False)
+    assert page.watch.axe() == []
+    # Every tab takes one click, and Editor brings the teacher back.
+    for name, path in (
+        ("Students", "/students"),
+        (re.compile("^To grade"), "/grading"),
+        ("Gradebook", "/gradebook"),
+    ):
+        page.goto(editor_url)
+        tabs.get_by_role("link", name=name).click()
+        page.wait_for_url(editor_url + path)
+        expect(tabs.locator("[aria-current=page]")).not_to_have_text("Editor")
+    tabs.get_by_role("link", name="Editor").click()
+    page.wait_for_url(editor_url)
+    expect(page.locator("#course-title")).to_contain_text("Tabs and the teaching of them")
+    page.watch.assert_clean()
