@@ -709,7 +709,7 @@ def test_admin_deleting_a_course_leaves_an_audit_record(client, teacher, admin, 
     login_as(client, admin)
     assert client.post(f"/teach/courses/{course_id}/delete").status_code == 303
     event = db.session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "course.deleted")
+        select(AuditEvent).where(AuditEvent.action == "admin.course_deleted")
     ).one()
     assert (event.actor_id, event.target_user_id) == (admin.id, teacher.id)
     assert event.details == {"course_id": course_id, "title": "Draft course"}
@@ -721,7 +721,7 @@ def test_owner_deleting_their_course_is_not_audited(client, teacher, course):
 
     login_as(client, teacher)
     assert client.post(f"/teach/courses/{course.id}/delete").status_code == 303
-    assert db.session.query(AuditEvent).filter_by(action="course.deleted").count() == 0
+    assert db.session.query(AuditEvent).filter_by(action="admin.course_deleted").count() == 0
 
 
 def test_delete_course_from_htmx_redirects(client, teacher, course):

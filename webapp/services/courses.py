@@ -315,15 +315,7 @@ def delete_course(course: Course, user: User, ip: str = "") -> None:
     """
     if not manages(course, user):
         raise NotFound("No such course.")
-    if course.user_id != user.id:
-        audit.record(
-            "course.deleted",
-            actor=user,
-            target=course.user_id,
-            ip=ip,
-            course_id=course.id,
-            title=course.title,
-        )
+    audit.course_deleted(course, user, ip)  # records only someone else's course
     db.session.execute(delete(Course).where(Course.id == course.id))
     db.session.commit()
 
