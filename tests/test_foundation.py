@@ -59,7 +59,13 @@ def test_development_key_is_generated_once_and_kept(monkeypatch, tmp_path):
 
 def test_rate_limits_are_read_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LECTERN_ENV", "development")
-    names = ("LOGIN_LIMIT_ACCOUNT", "PASSWORD_CHECK_LIMIT", "EMAIL_LIMIT_IP", "EMAIL_LIMIT_USER")
+    names = (
+        "LOGIN_LIMIT_ACCOUNT",
+        "PASSWORD_CHECK_LIMIT",
+        "EMAIL_LIMIT_IP",
+        "EMAIL_LIMIT_USER",
+        "ENROL_LIMIT",
+    )
     for name in names:
         monkeypatch.setenv(name, "7 per minute")
     cfg = config_module.load(str(tmp_path))

@@ -111,6 +111,7 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "EMAIL_LIMIT_IP": os.environ.get("EMAIL_LIMIT_IP", "30 per hour"),
         "EMAIL_LIMIT_ADDRESS": os.environ.get("EMAIL_LIMIT_ADDRESS", "5 per hour"),
         "EMAIL_LIMIT_USER": os.environ.get("EMAIL_LIMIT_USER", "10 per hour"),
+        "ENROL_LIMIT": os.environ.get("ENROL_LIMIT", "500 per hour"),
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
         "WTF_CSRF_TIME_LIMIT": None,
