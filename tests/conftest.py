@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 from werkzeug.security import generate_password_hash
 
 from webapp import create_app, sessions
@@ -102,12 +103,36 @@ def _reset_schema(app) -> None:
             _schema_ready = True
             return
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        if db.engine.dialect.name == "postgresql":
+            _truncate(tables)
+            return
         with db.engine.begin() as conn:
-            if db.engine.dialect.name == "postgresql":
-                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-            else:
-                for name in tables:
-                    conn.execute(text(f"DELETE FROM {name}"))
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+def _truncate(tables: list[str]) -> None:
+    """TRUNCATE every table. A failed test may leave a connection idle in a transaction (a
+    thread of a concurrency test, say) that holds a lock: instead of waiting on it forever, give
+    up after a few seconds, end such connections and try once more."""
+    statement = text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    for attempt in (1, 2):
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+                conn.execute(statement)
+            return
+        except OperationalError:
+            if attempt == 2:
+                raise
+            with db.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        " AND state LIKE 'idle in transaction%'"
+                    )
+                )
 
 
 @pytest.fixture
