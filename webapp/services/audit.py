@@ -8,11 +8,18 @@ from __future__ import annotations
 from ..extensions import db
 from ..models import AuditEvent
 
-FORBIDDEN_KEYS = {"password", "password_hash", "token", "secret", "csrf_token"}
+# A detail whose key contains one of these is dropped, however it is spelled (new_password,
+# reset_token, api_secret, jti, …): a caller's slip must not put a secret in the log.
+FORBIDDEN_KEY_PARTS = ("password", "passwd", "token", "secret", "jti", "cookie")
+
+
+def _secret_key(key: str) -> bool:
+    key = key.lower()
+    return any(part in key for part in FORBIDDEN_KEY_PARTS)
 
 
 def record(action: str, *, actor=None, target=None, ip: str = "", **details) -> AuditEvent:
-    clean = {k: v for k, v in details.items() if k not in FORBIDDEN_KEYS}
+    clean = {k: v for k, v in details.items() if not _secret_key(k)}
     event = AuditEvent(
         action=action,
         actor_id=getattr(actor, "id", actor),
