@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
 
 from tests.conftest import DATABASE_URL, login_as, make_course
 from webapp.extensions import db
-from webapp.models import CompletedContentBlock, ContentBlock, Section, StudentCourse
+from webapp.models import CompletedContentBlock, ContentBlock, Course, Section, StudentCourse
 
 pytestmark = [
     pytest.mark.postgres,
@@ -80,3 +81,61 @@ def test_concurrent_mark_complete_makes_one_row(app, student, teacher):
     assert len(rows) == 1 and rows[0].url == "https://example.com/work"
     enrolment = db.session.scalar(select(StudentCourse))
     assert enrolment.completed and enrolment.completed_at is not None
+
+
+def test_completion_racing_a_new_block_keeps_progress_true(app, student, teacher):
+    """A teacher adds a block while a student completes the last one: not "completed".
+
+    The teacher's transaction holds the course row (as ``courses.add_block`` does) with the
+    new block not yet committed; the student's mark-complete waits for it and then counts the
+    new block. Without the wait, the student's recount misses the block and the course stays
+    "completed" with a block not done.
+    """
+    course = make_course(teacher, sections=1, blocks=1, types=("lesson",))
+    block = db.session.scalar(
+        select(ContentBlock).join(Section).where(Section.course_id == course.id)
+    )
+    db.session.add(StudentCourse(student_id=student.id, course_id=course.id, completed=False))
+    db.session.commit()
+    client = app.test_client()
+    login_as(client, student)
+
+    teacher_conn = db.engine.connect()
+    teacher_tx = teacher_conn.begin()
+    teacher_conn.execute(select(Course.id).where(Course.id == course.id).with_for_update())
+    teacher_conn.execute(
+        insert(ContentBlock).values(
+            section_id=block.section_id, title="Added", description="", type="lesson",
+            content="", position=1,
+        )
+    )  # fmt: skip
+    statuses: list[int] = []
+
+    def student_completes():
+        with app.app_context():
+            resp = client.post(f"/courses/{course.id}/blocks/{block.id}/complete")
+            statuses.append(resp.status_code)
+
+    worker = threading.Thread(target=student_completes)
+    worker.start()
+    # Wait until the student either finished or is waiting for the teacher's lock.
+    deadline = time.monotonic() + 10
+    with db.engine.connect() as probe:
+        while worker.is_alive() and time.monotonic() < deadline:
+            waiting = probe.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar()
+            if waiting:
+                break
+            time.sleep(0.02)
+    teacher_tx.commit()
+    teacher_conn.close()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert statuses == [303]
+    db.session.expire_all()
+    enrolment = db.session.scalar(select(StudentCourse))
+    assert enrolment.completed is False and enrolment.completed_at is None

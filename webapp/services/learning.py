@@ -70,6 +70,20 @@ def sync_course_completion(course_id: int, student_id: int | None = None) -> Non
     db.session.execute(stmt)
 
 
+def _hold_structure(course_id: int) -> None:
+    """Keep the course's blocks still until this student's change commits.
+
+    Authoring takes ``FOR UPDATE`` on the course row before adding or deleting a block; this
+    ``FOR KEY SHARE`` conflicts only with that (students do not wait for each other). Without
+    it, a completion and a new block committed at the same moment would each recompute
+    ``completed`` without seeing the other, and a course could stay "completed" with a block
+    not done. Taken before any other row, so it cannot deadlock with the teacher's delete.
+    """
+    db.session.execute(
+        select(Course.id).where(Course.id == course_id).with_for_update(key_share=True)
+    )
+
+
 def _insert(model):
     """INSERT for this database, with ON CONFLICT DO NOTHING available."""
     dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
@@ -318,6 +332,7 @@ def _published_for_student(course_id: int, student: User) -> Course:
 def enrol(course_id: int, student: User) -> None:
     """Enrol once, whatever the number of clicks; completions kept from before count again."""
     course = _published_for_student(course_id, student)
+    _hold_structure(course.id)
     db.session.execute(
         _insert(StudentCourse)
         .values(student_id=student.id, course_id=course.id, completed=False, enrolled_at=utcnow())
@@ -441,6 +456,7 @@ def complete_block(
     """Mark a block complete (once, however many requests); assignments and quizzes need a url."""
     course, block, enrolled = _block_for_student(course_id, block_id, student)
     url, remarks = _clean_work(block, url, remarks)
+    _hold_structure(course.id)
     now = utcnow()
     db.session.execute(
         _insert(CompletedContentBlock)
@@ -493,6 +509,7 @@ GRADED_UNDO = (
 def undo_completion(course_id: int, block_id: int, student: User) -> BlockView:
     """Take a completion back, unless a teacher has graded it."""
     course, block, enrolled = _block_for_student(course_id, block_id, student)
+    _hold_structure(course.id)
     # Only ungraded rows are deleted, so a grade given a moment ago is never lost.
     result = db.session.execute(
         delete(CompletedContentBlock)
