@@ -2,6 +2,9 @@
 
 import multiprocessing
 import os
+import re
+
+from gunicorn.glogging import Logger
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
@@ -14,3 +17,23 @@ max_requests_jitter = 200
 accesslog = "-"
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Email links carry one-purpose tokens in their path (activation, password reset, invitation,
+# email change). The access log writes "[redacted]" in their place, in the request line, the
+# path and the Referer alike, so no token is written to the application log (docs/admin.md).
+_TOKEN_PATH = re.compile(
+    r"(/(?:activate|password/reset|invite|account/email/confirm)/)"
+    r"(?!(?:resend|sent)(?:[/?#\s\"]|$))[^/?#\s\"]+"
+)
+
+
+class RedactingLogger(Logger):
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {
+            k: _TOKEN_PATH.sub(r"\1[redacted]", v) if isinstance(v, str) else v
+            for k, v in atoms.items()
+        }
+
+
+logger_class = RedactingLogger
