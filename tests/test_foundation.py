@@ -25,10 +25,24 @@ from webapp.models import CompletedContentBlock, ContentBlock, Role, StudentCour
             {"SECRET_KEY": "Zx8-kQ2pL9vN4mR7tY1wE5uI3oP6aS0dF", "SESSION_COOKIE_SECURE": "false"},
             "SESSION_COOKIE_SECURE is off",
         ),
+        (
+            {"SECRET_KEY": "Zx8-kQ2pL9vN4mR7tY1wE5uI3oP6aS0dF", "SESSION_COOKIE_NAME": "lectern"},
+            "SESSION_COOKIE_NAME must start with __Host-",
+        ),
+        (
+            {
+                "SECRET_KEY": "Zx8-kQ2pL9vN4mR7tY1wE5uI3oP6aS0dF",
+                "BASE_URL": "https://lectern.example",
+                "MAIL_SERVER": "smtp.lectern.example",
+            },
+            "REDIS_URL is not set",
+        ),
     ],
 )
 def test_production_refuses_unsafe_settings(monkeypatch, tmp_path, env, message):
-    for name in ("SECRET_KEY", "SESSION_COOKIE_SECURE", "BASE_URL"):
+    for name in ("SECRET_KEY", "SESSION_COOKIE_SECURE", "SESSION_COOKIE_NAME", "BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("MAIL_SERVER", "REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -42,10 +56,65 @@ def test_production_accepts_safe_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("SECRET_KEY", "Zx8-kQ2pL9vN4mR7tY1wE5uI3oP6aS0dF")
     monkeypatch.setenv("BASE_URL", "https://lectern.example")
     monkeypatch.setenv("MAIL_SERVER", "smtp.lectern.example")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
     monkeypatch.delenv("SESSION_COOKIE_SECURE", raising=False)
+    monkeypatch.delenv("SESSION_COOKIE_NAME", raising=False)
     cfg = config_module.load(str(tmp_path))
     assert cfg["SESSION_COOKIE_SECURE"] is True
     assert cfg["SESSION_COOKIE_NAME"].startswith("__Host-")
+
+
+def _env_txt() -> dict[str, str]:
+    from pathlib import Path
+
+    from dotenv import dotenv_values
+
+    values = dotenv_values(Path(__file__).resolve().parents[1] / "env.txt")
+    return {name: value or "" for name, value in values.items()}
+
+
+def test_env_txt_documents_every_setting_config_reads():
+    import re
+    from pathlib import Path
+
+    source = Path(config_module.__file__).read_text()
+    read = set(re.findall(r'(?:_str|_int|_float|os\.environ\.get)\(\s*"([A-Z_]+)"', source))
+    assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "BASE_URL", "MAIL_SERVER"} <= read
+    assert read - set(_env_txt()) == set()
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_env_txt_copied_to_dotenv_loads_as_documented(monkeypatch, tmp_path, env):
+    """env.txt as a .env file, unchanged but for what production must set: it loads, with the
+    documented defaults, and production still gets Secure __Host- cookies."""
+    for name, value in _env_txt().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LECTERN_ENV", env)
+    if env == "production":
+        monkeypatch.setenv("SECRET_KEY", "Zx8-kQ2pL9vN4mR7tY1wE5uI3oP6aS0dF")
+        monkeypatch.setenv("BASE_URL", "https://lectern.example")
+        monkeypatch.setenv("MAIL_SERVER", "smtp.lectern.example")
+        monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    cfg = config_module.load(str(tmp_path))
+    production = env == "production"
+    assert cfg["SESSION_COOKIE_SECURE"] is production
+    assert cfg["SESSION_COOKIE_NAME"] == ("__Host-lectern" if production else "lectern")
+    assert cfg["REDIS_SOCKET_TIMEOUT"] == 0.5 and cfg["MAIL_TIMEOUT"] == 10
+    assert cfg["LOGIN_LIMIT_ACCOUNT"] == "10 per 15 minutes"
+    assert cfg["MAIL_DEFAULT_SENDER"] == "Lectern <no-reply@localhost>"
+
+
+def test_empty_settings_take_their_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("LECTERN_ENV", "development")
+    for name in ("REDIS_SOCKET_TIMEOUT", "MAIL_TIMEOUT", "SESSION_COOKIE_NAME", "LOGIN_LIMIT_IP"):
+        monkeypatch.setenv(name, "")
+    cfg = config_module.load(str(tmp_path))
+    assert cfg["REDIS_SOCKET_TIMEOUT"] == 0.5 and cfg["MAIL_TIMEOUT"] == 10
+    assert cfg["SESSION_COOKIE_NAME"] == "lectern"
+    assert cfg["LOGIN_LIMIT_IP"] == "50 per 15 minutes"
+    monkeypatch.setenv("REDIS_SOCKET_TIMEOUT", "soon")
+    with pytest.raises(config_module.ConfigError, match="^REDIS_SOCKET_TIMEOUT must be a number"):
+        config_module.load(str(tmp_path))
 
 
 def test_development_key_is_generated_once_and_kept(monkeypatch, tmp_path):

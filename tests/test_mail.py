@@ -253,7 +253,9 @@ def test_production_refuses_to_start_without_mail_server(monkeypatch, tmp_path):
     monkeypatch.setenv("LECTERN_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "Zx8-kQ2pL9vN4mR7tY1wE5uI3oP6aS0dF")
     monkeypatch.setenv("BASE_URL", "https://lectern.example")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
     monkeypatch.delenv("SESSION_COOKIE_SECURE", raising=False)
+    monkeypatch.delenv("SESSION_COOKIE_NAME", raising=False)
     monkeypatch.setenv("MAIL_SERVER", "")
     with pytest.raises(config_module.ConfigError, match="^MAIL_SERVER is not set;"):
         config_module.load(str(tmp_path))

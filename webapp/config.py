@@ -32,6 +32,21 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _str(name: str, default: str) -> str:
+    """The setting, or its default when unset or empty (env.txt lists some as empty)."""
+    return os.environ.get(name) or default
+
+
 def normalise_database_url(url: str) -> str:
     """Map legacy PostgreSQL URLs onto the psycopg 3 driver."""
     for legacy in (
@@ -61,7 +76,7 @@ def _dev_secret_key(instance: Path) -> str:
 def load(instance_path: str, overrides: dict | None = None) -> dict:
     """Build the Flask config from the environment, then apply overrides (tests)."""
     overrides = overrides or {}
-    env = overrides.get("LECTERN_ENV", os.environ.get("LECTERN_ENV", "development"))
+    env = overrides.get("LECTERN_ENV", _str("LECTERN_ENV", "development"))
     if env not in {"development", "production", "testing"}:
         raise ConfigError(f"LECTERN_ENV must be development, production or testing, not {env!r}")
     production = env == "production"
@@ -78,24 +93,22 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
-        "REDIS_SOCKET_TIMEOUT": float(os.environ.get("REDIS_SOCKET_TIMEOUT", "0.5")),
-        "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "REDIS_SOCKET_TIMEOUT": _float("REDIS_SOCKET_TIMEOUT", 0.5),
+        "BASE_URL": _str("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": _int("MAIL_PORT", 25),
         "MAIL_USE_TLS": _bool(os.environ.get("MAIL_USE_TLS"), False),
         "MAIL_USE_SSL": _bool(os.environ.get("MAIL_USE_SSL"), False),
         "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
-        "MAIL_DEFAULT_SENDER": os.environ.get(
-            "MAIL_DEFAULT_SENDER", "Lectern <no-reply@localhost>"
-        ),
-        "MAIL_TIMEOUT": float(os.environ.get("MAIL_TIMEOUT", "10")),
+        "MAIL_DEFAULT_SENDER": _str("MAIL_DEFAULT_SENDER", "Lectern <no-reply@localhost>"),
+        "MAIL_TIMEOUT": _float("MAIL_TIMEOUT", 10),
         "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", 30),
         "OUTBOX_THREAD": _bool(os.environ.get("OUTBOX_THREAD"), env == "development"),
         "SESSION_COOKIE_SECURE": _bool(os.environ.get("SESSION_COOKIE_SECURE"), production),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_NAME": os.environ.get(
+        "SESSION_COOKIE_NAME": _str(
             "SESSION_COOKIE_NAME", "__Host-lectern" if production else "lectern"
         ),
         "SESSION_IDLE_SECONDS": _int("SESSION_IDLE_SECONDS", 2 * 3600),
@@ -105,13 +118,13 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "ACTIVATION_MAX_SECONDS": _int("ACTIVATION_MAX_SECONDS", 48 * 3600),
         "RESET_MAX_SECONDS": _int("RESET_MAX_SECONDS", 3600),
         "EMAIL_CHANGE_MAX_SECONDS": _int("EMAIL_CHANGE_MAX_SECONDS", 48 * 3600),
-        "LOGIN_LIMIT_ACCOUNT": os.environ.get("LOGIN_LIMIT_ACCOUNT", "10 per 15 minutes"),
-        "LOGIN_LIMIT_IP": os.environ.get("LOGIN_LIMIT_IP", "50 per 15 minutes"),
-        "PASSWORD_CHECK_LIMIT": os.environ.get("PASSWORD_CHECK_LIMIT", "10 per 15 minutes"),
-        "EMAIL_LIMIT_IP": os.environ.get("EMAIL_LIMIT_IP", "30 per hour"),
-        "EMAIL_LIMIT_ADDRESS": os.environ.get("EMAIL_LIMIT_ADDRESS", "5 per hour"),
-        "EMAIL_LIMIT_USER": os.environ.get("EMAIL_LIMIT_USER", "10 per hour"),
-        "ENROL_LIMIT": os.environ.get("ENROL_LIMIT", "500 per hour"),
+        "LOGIN_LIMIT_ACCOUNT": _str("LOGIN_LIMIT_ACCOUNT", "10 per 15 minutes"),
+        "LOGIN_LIMIT_IP": _str("LOGIN_LIMIT_IP", "50 per 15 minutes"),
+        "PASSWORD_CHECK_LIMIT": _str("PASSWORD_CHECK_LIMIT", "10 per 15 minutes"),
+        "EMAIL_LIMIT_IP": _str("EMAIL_LIMIT_IP", "30 per hour"),
+        "EMAIL_LIMIT_ADDRESS": _str("EMAIL_LIMIT_ADDRESS", "5 per hour"),
+        "EMAIL_LIMIT_USER": _str("EMAIL_LIMIT_USER", "10 per hour"),
+        "ENROL_LIMIT": _str("ENROL_LIMIT", "500 per hour"),
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
         "WTF_CSRF_TIME_LIMIT": None,
@@ -134,8 +147,17 @@ def check_production(cfg: dict) -> None:
         raise ConfigError("SECRET_KEY is weak; use a random key of 32+ characters")
     if not cfg.get("SESSION_COOKIE_SECURE"):
         raise ConfigError("SESSION_COOKIE_SECURE is off; production cookies must be Secure (HTTPS)")
+    if not str(cfg.get("SESSION_COOKIE_NAME", "")).startswith("__Host-"):
+        # The prefix makes the browser refuse the cookie unless it is Secure, host-only, Path=/.
+        raise ConfigError("SESSION_COOKIE_NAME must start with __Host- in production")
     if not str(cfg.get("BASE_URL", "")).startswith("https://"):
         raise ConfigError("BASE_URL must start with https:// in production")
     if not cfg.get("MAIL_SERVER"):
         # Without it the outbox would print every email, with its sign-in links, to the logs.
         raise ConfigError("MAIL_SERVER is not set; production sends email through an SMTP server")
+    if not cfg.get("REDIS_URL") and cfg.get("REDIS_CLIENT") is None:
+        # Without it rate limits live in each process's memory: every gunicorn worker would
+        # grant its own 10 login attempts.
+        raise ConfigError(
+            "REDIS_URL is not set; production keeps sessions and rate limits in Redis"
+        )
