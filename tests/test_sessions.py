@@ -294,10 +294,24 @@ def test_cookie_flags_in_production(app, student):
 # --- Redis down ----------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["client", "url"])
+@pytest.fixture
+def hung_redis():
+    """A port that accepts connections and never answers: a Redis that hangs, not one that
+    refuses (a closed port answers at once, so it does not prove the timeouts)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    server.close()
+
+
+@pytest.fixture(params=["client", "url", "closed-port", "hung"])
 def redis_down_app(request, app):
     """Redis unreachable: a client handed in (0.2 s timeouts, no retries), or one that
-    make_store builds from REDIS_URL as in production."""
+    make_store builds from REDIS_URL. "closed-port" and "hung" are the production wiring: the
+    rate limits' storage is derived from the same REDIS_URL, so it is down too."""
     if request.param == "client":
         dead = redis.Redis(
             host="127.0.0.1",
@@ -308,14 +322,23 @@ def redis_down_app(request, app):
             retry=Retry(NoBackoff(), 0),
         )
         cfg = base_config(REDIS_CLIENT=dead, RATELIMIT_STORAGE_URI="memory://")
-    else:
+    elif request.param == "url":
         cfg = base_config(
             REDIS_CLIENT=None,
             REDIS_URL="redis://127.0.0.1:1/0",
             REDIS_SOCKET_TIMEOUT=0.2,
             RATELIMIT_STORAGE_URI="memory://",
         )
+    else:
+        url = "redis://127.0.0.1:1/0"
+        if request.param == "hung":
+            url = request.getfixturevalue("hung_redis")
+        cfg = base_config(REDIS_CLIENT=None, REDIS_URL=url)  # REDIS_SOCKET_TIMEOUT: default
+        del cfg["RATELIMIT_STORAGE_URI"]
     broken = create_app(cfg)
+    assert request.param not in ("closed-port", "hung") or (
+        broken.config["RATELIMIT_STORAGE_URI"] == cfg["REDIS_URL"]
+    )
     broken.test_client_class = IsolatedClient
     return broken
 
@@ -324,19 +347,29 @@ def test_redis_down_fails_closed_quickly_and_public_pages_work(redis_down_app, s
     c = redis_down_app.test_client()
     with c.session_transaction() as sess, redis_down_app.app_context():
         sess[sessions.AUTH_KEY] = sessions.sign(student.id, "some-jti", 0, False)
-    started = time.monotonic()
-    resp = c.get("/account")
-    assert time.monotonic() - started < 1.0
-    assert resp.status_code == 503
-    assert "Temporarily unavailable" in resp.get_data(as_text=True)
-    assert c.get("/account/sessions").status_code == 503
+
+    def timed(call, *args, **kwargs):
+        started = time.monotonic()
+        resp = call(*args, **kwargs)
+        assert time.monotonic() - started < 1.0, args
+        return resp
+
+    for path in ("/account", "/account/sessions", "/learn"):
+        resp = timed(c.get, path)
+        assert resp.status_code == 503, path
+        assert "Temporarily unavailable" in resp.get_data(as_text=True)
+    resp = timed(c.get, "/account", headers={"HX-Request": "true"})
+    assert resp.status_code == 503 and "<html" not in resp.get_data(as_text=True)
+    assert timed(c.post, "/logout").status_code == 503
     # Public pages keep working, with or without the cookie.
-    for path in ("/", "/login", "/signup", "/password/forgot", "/courses"):
-        assert redis_down_app.test_client().get(path).status_code == 200, path
-    assert c.get("/login").status_code == 200
+    for path in ("/", "/login", "/signup", "/password/forgot", "/activate/resend", "/courses"):
+        assert timed(redis_down_app.test_client().get, path).status_code == 200, path
+    assert timed(c.get, "/login").status_code == 200
     # Logging in cannot open a session: 503, never a session that is not checked.
     fresh = redis_down_app.test_client()
-    resp = fresh.post("/login", data={"email": student.email, "password": PASSWORD})
+    data = {"email": student.email, "password": PASSWORD}
+    resp = timed(fresh.post, "/login", data=data)
     assert resp.status_code == 503
+    assert timed(c.post, "/login", data=data).status_code == 503  # with the old cookie too
     with fresh.session_transaction() as sess:
         assert sessions.AUTH_KEY not in sess

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 from .extensions import db
 from .htmx import is_htmx
 from .services import Conflict, DomainError, Invalid, NotAllowed, NotFound
-from .sessions import StoreUnavailable
+from .sessions import StoreUnavailable, mark_down
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ def register(app) -> None:
     @app.errorhandler(redis.RedisError)
     def store_down(exc):
         log.error("session store unavailable: %s", exc)
+        mark_down()  # the rate limits' Redis is the sessions' Redis: no second timeout
         db.session.rollback()
         return render_error(503, retry_after=30)
 

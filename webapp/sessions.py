@@ -28,6 +28,21 @@ class StoreUnavailable(RuntimeError):
     """The live-session store cannot be reached: authenticated requests fail closed."""
 
 
+def mark_down() -> None:
+    """Remember for the rest of this request that Redis did not answer, so that no later call
+    (rendering the 503 page asks who is signed in) waits for another timeout."""
+    from flask import g, has_app_context
+
+    if has_app_context():
+        g.store_unavailable = True
+
+
+def _known_down() -> bool:
+    from flask import g, has_app_context
+
+    return has_app_context() and bool(g.get("store_unavailable"))
+
+
 @dataclass
 class SessionInfo:
     jti: str
@@ -88,9 +103,12 @@ class RedisStore:
         return f"{self.prefix}user-sess:{user_id}"
 
     def _call(self, fn, *args):
+        if _known_down():
+            raise StoreUnavailable("already unreachable in this request")
         try:
             return fn(*args)
         except redis.RedisError as exc:
+            mark_down()
             raise StoreUnavailable(str(exc)) from exc
 
     def create(self, jti: str, user_id: int, idle: int, ip: str, user_agent: str) -> None:
