@@ -47,7 +47,14 @@ def test_teacher_grades_by_keyboard_edits_gradebook_and_exports(live_server, pag
         students.append(s)
 
     log_in(page, live_server, teacher)
-    page.goto(f"{live_server}/teach/courses/{course.id}/grading")
+    # the dashboard counts the queue and leads to it
+    page.goto(f"{live_server}/teach")
+    to_grade = page.locator('td[data-count="to_grade"]')
+    expect(to_grade).to_have_text("3 to grade in Organic Chemistry")
+    to_grade.get_by_role("link").click()
+    page.wait_for_url(f"**/teach/courses/{course.id}/grading")
+    # a mark on the window: it is gone if the page ever reloads
+    page.evaluate("() => { window.__noReload = 'still here' }")
     panel = page.locator("#grading-panel")
     expect(page.locator("#grading-count")).to_contain_text("3")
     expect(page.get_by_text("Keyboard shortcuts")).to_be_visible()
@@ -83,8 +90,13 @@ def test_teacher_grades_by_keyboard_edits_gradebook_and_exports(live_server, pag
         expect(page.locator("#grading-count")).to_contain_text(str(left))
     expect(panel).to_contain_text("Nothing to grade")
     expect(page.locator("#grading-queue")).to_contain_text("Nothing is waiting")
+    # three saves, no reload: every submission swapped in and the tab count updated out of band
+    assert page.evaluate("() => window.__noReload") == "still here"
     page.watch.shot("teaching-grading-done")
     assert page.watch.axe() == []
+    # the dashboard reads the same count afresh: now 0
+    page.get_by_role("link", name="Teach", exact=True).click()
+    expect(page.locator('td[data-count="to_grade"]')).to_have_text("0")
     db.session.expire_all()
     saved = {
         c.student.name: (c.grade, c.grader_comment)
