@@ -730,6 +730,55 @@ def test_delete_course_from_htmx_redirects(client, teacher, course):
     assert resp.status_code == 204 and resp.headers["HX-Redirect"] == "/teach"
 
 
+def post_forms(html: str) -> list[dict]:
+    """The attributes of every POST form in a page."""
+    forms = []
+
+    class Finder(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "form" and (a.get("method") or "").lower() == "post":
+                forms.append(a)
+
+    Finder().feed(html)
+    return forms
+
+
+def test_every_editor_form_disables_its_button_in_flight(client, teacher, student, course):
+    """No double submits: each POST form is sent by htmx with hx-disabled-elt (a second click
+    on Duplicate, Delete or Collapse while the first is on its way does nothing)."""
+    db.session.add(StudentCourse(student_id=student.id, course_id=course.id))
+    db.session.commit()
+    login_as(client, teacher)
+    forms = post_forms(client.get(f"/teach/courses/{course.id}").text)
+    assert len(forms) > 20
+    for form in forms:
+        if form.get("id") == "order-form" or not form["action"].startswith("/teach"):
+            continue  # drag and drop's hidden form (no button); the layout's Log out
+        assert form.get("hx-post") == form["action"], form
+        assert form.get("hx-disabled-elt", "").startswith("find button"), form
+    [new] = [f for f in post_forms(client.get("/teach/courses/new").text) if f.get("id")]
+    assert new["hx-post"] == new["action"] and new["hx-disabled-elt"] == "find button"
+    assert new["hx-select"] == "#new-course" and new["id"] == "new-course"
+
+
+def test_new_course_over_htmx_redirects_or_answers_the_form(client, teacher):
+    login_as(client, teacher)
+    bad = client.post("/teach/courses/new", data={"course-title": " "}, headers=hx("new-course"))
+    assert bad.status_code == 422 and '<form id="new-course"' in bad.text
+    assert 'id="course-title-error"' in bad.text and "data-autofocus" in bad.text
+    ok = client.post("/teach/courses/new", data={"course-title": "Fresh"}, headers=hx("new-course"))
+    course = db.session.scalar(select(Course))
+    assert ok.status_code == 204 and ok.headers["HX-Redirect"] == f"/teach/courses/{course.id}"
+
+
+def test_duplicate_course_from_htmx_redirects_to_the_copy(client, teacher, course):
+    login_as(client, teacher)
+    resp = client.post(f"/teach/courses/{course.id}/duplicate", headers=hx("main"))
+    copy = db.session.scalars(select(Course).where(Course.id != course.id)).one()
+    assert resp.status_code == 204 and resp.headers["HX-Redirect"] == f"/teach/courses/{copy.id}"
+
+
 # --- Markdown preview and XSS ------------------------------------------------------------------
 
 

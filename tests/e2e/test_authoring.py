@@ -256,3 +256,142 @@ def test_course_tabs_lead_from_the_editor_through_teaching_and_back(live_server,
     page.wait_for_url(editor_url)
     expect(page.locator("#course-title")).to_contain_text("Tabs and the teaching of them")
     page.watch.assert_clean()
+
+
+def test_a_request_in_flight_disables_its_button(live_server, page, app):
+    """No double submits: while the answer is on its way the button cannot be pressed again."""
+    from tests.conftest import make_course
+    from webapp.models import Course
+
+    teacher = make_user("teacher", email="impatient@example.com")
+    course = make_course(teacher, title="Twice", sections=1, blocks=1, types=("lesson",))
+    log_in(page, live_server, teacher)
+    page.goto(f"{live_server}/teach/courses/{course.id}")
+    page.wait_for_function("() => window.htmx !== undefined")
+
+    held = []
+
+    def hold_posts(route):
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/title", hold_posts)
+    page.get_by_role("link", name="Edit course title").click()
+    expect(page.locator("#course-edit-title")).to_be_focused()
+    page.locator("#course-edit-title").fill("Twice, renamed")
+    save = page.locator("#course-title").get_by_role("button", name="Save")
+    save.click()
+    expect(save).to_be_disabled()
+    assert len(held) == 1
+    held.pop().continue_()
+    expect(page.locator("#course-title h1")).to_have_text("Twice, renamed")
+    page.unroute("**/title")
+
+    page.route("**/duplicate", lambda route: held.append(route))
+    duplicate = page.get_by_role("button", name="Duplicate course")
+    duplicate.click()
+    expect(duplicate).to_be_disabled()
+    duplicate.click(force=True)  # a disabled button sends nothing
+    assert len(held) == 1
+    held.pop().continue_()
+    original = f"{live_server}/teach/courses/{course.id}"
+    page.wait_for_url(lambda url: re.search(r"/teach/courses/\d+$", url) and url != original)
+    db.session.expire_all()
+    assert db.session.query(Course).count() == 2
+    page.watch.assert_clean()
+
+
+def test_every_action_works_without_javascript(live_server, browser, app):
+    """The same editor with JavaScript off: plain forms and redirects all the way."""
+    from sqlalchemy import select
+
+    from webapp.models import ContentBlock, Course, Section
+
+    teacher = make_user("teacher", email="nojs@example.com")
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        log_in(page, live_server, teacher)
+        page.goto(live_server + "/teach/courses/new")
+        page.get_by_label("Title").fill("Offline course")
+        page.get_by_role("button", name="Create draft").click()
+        page.wait_for_url(re.compile(r".*/teach/courses/\d+$"))
+        course = db.session.scalar(select(Course))
+        editor = f"{live_server}/teach/courses/{course.id}"
+
+        # Title in place: the Edit link opens the form on the editor; errors sit by the field.
+        page.get_by_role("link", name="Edit course title").click()
+        page.locator("#course-edit-title").fill("   ")
+        page.locator("#course-title").get_by_role("button", name="Save").click()
+        expect(page.locator("#course-title")).to_contain_text("Give it a title.")
+        page.locator("#course-edit-title").fill("Offline course, renamed")
+        page.locator("#course-title").get_by_role("button", name="Save").click()
+        expect(page.locator("#course-title h1")).to_have_text("Offline course, renamed")
+
+        for title in ("First", "Second"):
+            page.get_by_label("Section title").fill(title)
+            page.get_by_role("button", name="Add section").click()
+            expect(page.locator(".section-title", has_text=title)).to_be_visible()
+        first = page.locator(".section").nth(0)
+        form = first.locator("form.add-block")
+        form.get_by_label("New block title").fill("Clip")
+        form.get_by_label("Type").select_option("video")
+        form.get_by_role("button", name="Add block").click()
+        expect(page.get_by_text("A URL is required for videos and links.")).to_be_visible()
+        add_block(page, page.locator(".section").nth(0), "Clip", "video", "https://v.example/1")
+        add_block(page, page.locator(".section").nth(0), "Notes", "lesson")
+
+        # The block editor, its Preview (a new tab) and Save.
+        page.get_by_role("link", name="Edit block Notes").click()
+        block_form = page.locator("form.block-form")
+        block_form.get_by_label("Content").fill("Some **bold** [x](javascript:alert(1))")
+        with context.expect_page() as preview:
+            block_form.get_by_role("button", name="Preview").click()
+        expect(preview.value.locator(".prose strong")).to_have_text("bold")
+        expect(preview.value.locator(".prose a")).to_have_count(0)
+        preview.value.close()
+        block_form.get_by_role("button", name="Save block").click()
+        page.wait_for_url(editor + "#block-*")
+        assert "**bold**" in db.session.scalar(
+            select(ContentBlock.content).where(ContentBlock.title == "Notes")
+        )
+
+        # Move up, move to the other section, collapse and expand.
+        page.get_by_role("button", name=re.compile("move block Notes up")).click()
+        expect(page.locator(".section").nth(0).locator(".block-title").first).to_have_text("Notes")
+        page.get_by_role("link", name="Move to… (block Clip)").click()
+        page.get_by_label("Move “Clip” to the end of").select_option(label="2. Second")
+        page.get_by_role("button", name="Move", exact=True).click()
+        expect(page.locator(".section").nth(1).locator(".block-title")).to_have_text(["Clip"])
+        page.get_by_role("button", name="Collapse section First").click()
+        expect(page.get_by_role("button", name="Expand section First")).to_be_visible()
+        page.get_by_role("button", name="Expand section First").click()
+
+        page.get_by_role("button", name="Publish").click()
+        expect(page.locator("#publish .badge")).to_have_text("Published")
+
+        # Delete a block and a section, each after its confirmation.
+        page.locator("summary", has_text="Delete… block Notes").click()
+        page.get_by_role("button", name="Delete block").click()
+        expect(page.locator(".block-title", has_text="Notes")).to_have_count(0)
+        page.locator("summary", has_text="Delete… section Second").click()
+        page.get_by_role("button", name="Delete section").click()
+        expect(page.locator(".section")).to_have_count(1)
+        assert db.session.query(Section).count() == 1
+        assert db.session.query(ContentBlock).count() == 0
+
+        page.get_by_role("button", name="Duplicate course").click()
+        page.wait_for_url(re.compile(r".*/teach/courses/\d+$"))
+        assert page.url != editor
+        page.locator("summary", has_text="Delete course…").click()
+        page.get_by_role("button", name="Delete course for good").click()
+        page.wait_for_url(live_server + "/teach")
+        db.session.expire_all()
+        assert [c.title for c in db.session.scalars(select(Course))] == ["Offline course, renamed"]
+    finally:
+        context.close()
