@@ -367,6 +367,44 @@ def test_create_admin_and_seed_demo(app):
     assert first.exit_code == 0 and "already present" in first.output  # boss exists
 
 
+def test_create_admin_checks_the_email_and_the_password_policy(app):
+    runner = app.test_cli_runner()
+    bad_email = runner.invoke(
+        args=["create-admin", "not-an-email", "--password", "a-long-password"]
+    )
+    assert bad_email.exit_code != 0 and "valid email" in bad_email.output
+    common = runner.invoke(args=["create-admin", "boss@example.com", "--password", "password123"])
+    assert common.exit_code != 0 and "common" in common.output
+    typed = runner.invoke(
+        args=["create-admin", "Boss@Example.com"], input="a-long-password\na-long-password\n"
+    )
+    assert typed.exit_code == 0, typed.output  # prompted twice, stored normalised
+    assert db.session.query(User).filter_by(email="boss@example.com").one().is_admin
+
+
+def test_create_admin_on_a_pending_sign_up_cannot_be_taken_over_by_a_later_sign_up(app):
+    """Promoting a never-activated account activates it for good: a later sign-up of the same
+    address must not replace its password (as it does for a pending account)."""
+    from werkzeug.security import check_password_hash
+
+    make_user(email="early@example.com", active=False)
+    result = app.test_cli_runner().invoke(
+        args=["create-admin", "early@example.com", "--password", "the admin passphrase"]
+    )
+    assert result.exit_code == 0, result.output
+    data = {
+        "name": "Intruder",
+        "email": "early@example.com",
+        "password": "intruder passphrase",
+        "confirm": "intruder passphrase",
+        "role": "student",
+    }
+    assert app.test_client().post("/signup", data=data).status_code == 303
+    user = db.session.query(User).filter_by(email="early@example.com").one()
+    assert user.is_admin and user.is_active and user.activated_at is not None
+    assert check_password_hash(user.password_hash, "the admin passphrase")
+
+
 def test_seed_demo_on_empty_database(app):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["seed-demo"])

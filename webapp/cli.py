@@ -9,8 +9,8 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from .extensions import db
-from .models import BlockType, ContentBlock, Course, Role, Section, User
-from .services import accounts
+from .models import BlockType, ContentBlock, Course, Role, Section, User, utcnow
+from .services import Invalid, accounts
 
 DEMO_PASSWORD = "lectern-demo-2026"  # noqa: S105 - development demo accounts only
 DEMO_USERS = [
@@ -119,8 +119,13 @@ def register(app) -> None:
     @click.password_option("--password", help="Prompted for if not given.")
     def create_admin(email: str, name: str, password: str) -> None:
         """Create an active admin account (or promote and activate an existing one)."""
-        if len(password) < 10:
-            raise click.BadParameter("at least 10 characters", param_hint="--password")
+        try:
+            email = accounts.check_email(email)
+        except Invalid as exc:
+            raise click.BadParameter(exc.message, param_hint="EMAIL") from exc
+        problems = accounts.password_problems(password, email)
+        if problems:
+            raise click.BadParameter(problems[0], param_hint="--password")
         user = accounts.find_by_email(email)
         if user is None:
             user = accounts.create_user(email, name, password, Role.ADMIN, active=True)
@@ -128,8 +133,9 @@ def register(app) -> None:
             user.role = Role.ADMIN
             user.password_hash = accounts.hash_password(password)
             accounts.end_all_sessions(user)
-            if not user.is_active:
-                user.is_active = True
+            user.is_active = True
+            # Activated now if it was pending: a pending account is one a sign-up may take over.
+            user.activated_at = user.activated_at or utcnow()
         db.session.commit()
         click.echo(f"Admin {user.email} is ready.")
 

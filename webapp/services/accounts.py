@@ -229,13 +229,13 @@ def sign_up(name: str, email: str, password: str, role: str, ip: str) -> None:
 
 def _sign_up_existing(user: User, name: str, password_hash: str, role: str, ip: str) -> None:
     """A sign-up for a registered address (see sign_up); the caller commits."""
-    if user.activated_at is None and user.password_hash:
+    if not user.is_active and user.activated_at is None and user.password_hash:
         user.password_hash = password_hash
         user.name = name
         user.role = role
         audit.record("signup", target=user, ip=ip, existing=True, replaced=True, role=role)
         send_activation_email(user)
-    elif user.activated_at is None:
+    elif not user.is_active and user.activated_at is None:
         audit.record("signup", target=user, ip=ip, existing=True, invited=True)
         send_invitation_email(user)
     elif user.is_active:
