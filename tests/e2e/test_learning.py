@@ -237,3 +237,96 @@ def test_the_journey_works_with_the_keyboard_only(live_server, page, journey_dat
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text("Screen readers in practice")
     page.watch.assert_clean()
+
+
+# --- without JavaScript, phones, requests in flight -----------------------------------------------
+
+
+def test_the_journey_works_without_javascript(live_server, browser, journey_data):
+    """JavaScript off: search, enrol, complete, submit, edit, undo, resume and unenrol by forms."""
+    student, course = journey_data
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        login(page, live_server, student.email)
+        page.goto(live_server + "/courses")
+        page.get_by_label("Search by course title or teacher").fill("access")
+        page.get_by_role("button", name="Search").click()
+        expect(page).to_have_url(re.compile(r"/courses\?q=access$"))
+        expect(page.locator("#catalogue-results tbody tr")).to_have_count(1)
+        page.get_by_role("link", name="Accessible web pages").click()
+        page.get_by_role("button", name="Enrol").click()
+        expect(page.get_by_text("You are enrolled.")).to_be_visible()
+        page.get_by_role("link", name="Start").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Welcome")
+
+        page.get_by_role("button", name="Mark complete").click()
+        expect(page.locator("#completion")).to_contain_text("Completed")
+        expect(page.locator("#course-progress")).to_contain_text("25%")
+        expect(page.locator(".outline-block.current .tick")).to_have_text("✓")
+        page.locator("#block-nav a[rel=next]").click()
+
+        # A bad url re-renders the page with the message by the field; then a good one.
+        page.get_by_label("Address of your work").fill("ftp://nope")
+        page.get_by_role("button", name="Submit and mark complete").click()
+        expect(page.locator("#url-error")).to_contain_text("http:// or https://")
+        page.get_by_label("Address of your work").fill("https://example.org/v1")
+        page.get_by_role("button", name="Submit and mark complete").click()
+        expect(page.locator("#course-progress")).to_contain_text("50%")
+        page.get_by_role("link", name="Edit your work").click()
+        page.get_by_label("Address of your work").fill("https://example.org/v2")
+        page.get_by_role("button", name="Save changes").click()
+        expect(page.locator("#completion")).to_contain_text("https://example.org/v2")
+        page.get_by_role("button", name="Undo completion").click()
+        expect(page.locator("#course-progress")).to_contain_text("25%")
+        expect(page.get_by_role("button", name="Submit and mark complete")).to_be_visible()
+
+        page.goto(f"{live_server}/courses/{course.id}")
+        expect(page.get_by_role("link", name="Resume: Label every input")).to_be_visible()
+        page.locator("summary", has_text="Unenrol").click()
+        page.locator(".unenrol button[type=submit]").click()
+        expect(page.get_by_role("button", name="Enrol")).to_be_visible()
+        # Enrolling again brings the progress back.
+        page.get_by_role("button", name="Enrol").click()
+        expect(page.locator("#course-progress")).to_contain_text("25%")
+    finally:
+        context.close()
+
+
+def test_block_outline_folds_on_phones_and_mark_complete_disables_in_flight(
+    live_server, page, journey_data
+):
+    student, course = journey_data
+    login(page, live_server, student.email)
+    page.goto(f"{live_server}/courses/{course.id}")
+    page.get_by_role("button", name="Enrol").click()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.get_by_role("link", name="Start").click()
+    page.wait_for_function("() => window.htmx !== undefined")
+
+    # On a phone the outline comes after the content and folds away under its summary.
+    outline = page.locator(".block-outline")
+    main_box = page.locator(".block-main").bounding_box()
+    assert outline.bounding_box()["y"] > main_box["y"] + main_box["height"] - 1
+    expect(outline.get_by_role("link", name="Wrap up")).to_be_visible()
+    outline.get_by_text("Course outline").click()
+    expect(outline.get_by_role("link", name="Wrap up")).to_be_hidden()
+    outline.get_by_text("Course outline").press("Enter")
+    expect(outline.get_by_role("link", name="Wrap up")).to_be_visible()
+
+    # Mark complete: the button is disabled until the answer is in.
+    held = []
+    page.route("**/complete", lambda route: held.append(route))
+    button = page.get_by_role("button", name="Mark complete")
+    button.click()
+    expect(button).to_be_disabled()
+    button.click(force=True)
+    assert len(held) == 1
+    held.pop().continue_()
+    expect(page.locator("#completion")).to_contain_text("Completed")
+    expect(page.locator("#course-progress")).to_contain_text("25%")
+    page.watch.shot("learning-block-phone-completed")
+    page.watch.assert_clean()
