@@ -463,7 +463,7 @@ def test_course_completion_sync(app, teacher, student):
     assert enrolment.completed and enrolment.completed_at is not None
 
 
-@pytest.mark.parametrize("code", [400, 403, 429, 503])
+@pytest.mark.parametrize("code", [400, 403, 404, 405, 413, 429, 500, 503])
 def test_error_pages_render_for_each_code(app, code):
     from werkzeug.exceptions import abort
 
@@ -471,12 +471,17 @@ def test_error_pages_render_for_each_code(app, code):
     def fail():
         abort(code)
 
+    from webapp.errors import MESSAGES
+
     client = app.test_client()
     page = client.get(f"/fail-{code}")
-    assert page.status_code == code and "<html" in page.get_data(as_text=True)
-    assert page.headers["X-Request-ID"] in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    assert page.status_code == code and "<html" in html
+    assert MESSAGES[code][0] in html and "Traceback" not in html
+    assert page.headers["X-Request-ID"] in html
     fragment = client.get(f"/fail-{code}", headers={"HX-Request": "true"})
     assert fragment.status_code == code and "<html" not in fragment.get_data(as_text=True)
+    assert MESSAGES[code][0] in fragment.get_data(as_text=True)
 
 
 def test_missing_csrf_token_is_refused(app, student):

@@ -90,6 +90,8 @@ def test_account_journey(mailbox, live_server, page):
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(live_server + "/")
     expect(page.get_by_role("link", name="Log in")).to_be_visible()
+    expect(page.locator(".flash")).to_contain_text("You are signed out")
+    checked(page, "accounts-logged-out")
 
     # Forgot password: the email, the token-less reset page, the new password.
     page.goto(live_server + "/password/forgot")
@@ -120,4 +122,5 @@ def test_account_journey(mailbox, live_server, page):
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/learn")
     expect(page.locator(".nav-user")).to_contain_text("Journey Person")
+    checked(page, "accounts-dashboard-new-password")
     page.watch.assert_clean()
