@@ -516,12 +516,21 @@ def test_remove_keeps_completions_and_they_come_back(client, setup, teacher, stu
     assert "10% · 1 of 10 blocks" in html
 
 
-def test_remove_without_htmx_redirects(client, setup, teacher, student):
+def test_remove_without_htmx_asks_first_then_redirects(client, setup, teacher, student):
     course = setup["course"]
     login_as(client, teacher)
-    resp = client.post(f"/teach/courses/{course.id}/students/{student.id}/remove")
+    url = f"/teach/courses/{course.id}/students/{student.id}/remove"
+    # Without JavaScript nothing asked yet: a page asks, naming the student; nothing changes.
+    page = client.post(url)
+    assert page.status_code == 200
+    assert f"Remove {student.name}?" in page.text
+    assert "Their completions and grades are kept" in page.text
+    assert 'name="confirm" value="yes"' in page.text
+    assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 1
+    resp = client.post(url, data={"confirm": "yes"})
     assert resp.status_code == 303
     assert "was removed" in client.get(resp.headers["Location"]).text
+    assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 0
 
 
 def test_student_record_page(client, setup, teacher, student):

@@ -134,9 +134,19 @@ def enrol(course_id: int):
 @login_required
 def remove(course_id: int, student_id: int):
     course = _course(course_id)
+    row = f"student-{student_id}"
+    if not htmx.targets(row) and request.form.get("confirm") != "yes":
+        # Without JavaScript nothing asked "are you sure?" (htmx's hx-confirm did for the row):
+        # this page asks, naming the student, and its button posts confirm=yes.
+        return render_template(
+            "teaching/remove_confirm.html",
+            course=course,
+            student=grading.enrolled_student(course, student_id),
+            tab="students",
+        )
     student = grading.remove_student(course, student_id)
     message = f"{student.name} was removed from the course. Their work is kept."
-    if htmx.targets(f"student-{student_id}"):
+    if htmx.targets(row):
         ctx = _roster_ctx(course)
         resp = make_response(render_template("teaching/partials/removed.html", **ctx))
         return _announce(resp, message)
