@@ -89,6 +89,7 @@ def base_config(**extra) -> dict:
         "BASE_URL": "http://lectern.test",
         "MAIL_SERVER": "",
         "OUTBOX_THREAD": False,
+        "EMAIL_FORM_MIN_SECONDS": 0,  # tests/test_auth.py turns the timing floor on to test it
     }
     cfg.update(extra)
     return cfg

@@ -435,6 +435,39 @@ def test_login_enumeration_identical_bodies(client):
     )
 
 
+def test_email_forms_take_the_same_time_for_registered_and_unknown_addresses(app):
+    """Forgot and resend queue an email only for a registered address, sign-up mails the owner:
+    every answer waits out EMAIL_FORM_MIN_SECONDS, so the extra work does not show."""
+    import time
+
+    floor = 0.3
+    app.config["EMAIL_FORM_MIN_SECONDS"] = floor
+    make_user(email="known@example.com")
+    make_user(email="pending@example.com", active=False)
+    client = app.test_client()
+
+    def took(path: str, **data) -> float:
+        started = time.monotonic()
+        resp = client.post(path, data=data)
+        assert resp.status_code == 303, (path, resp.status_code)
+        return time.monotonic() - started
+
+    pw = {"name": "N", "password": "a long passphrase", "confirm": "a long passphrase"}
+    cases = {
+        "/password/forgot": ({"email": "known@example.com"}, {"email": "nobody{}@example.com"}),
+        "/activate/resend": ({"email": "pending@example.com"}, {"email": "nobody{}@example.com"}),
+        "/signup": (
+            {**pw, "role": "student", "email": "known@example.com"},
+            {**pw, "role": "student", "email": "new{}@example.com"},
+        ),
+    }
+    for path, (known, unknown) in cases.items():
+        registered = [took(path, **known) for _ in range(2)]
+        other = [took(path, **{**unknown, "email": unknown["email"].format(i)}) for i in range(2)]
+        assert min(registered + other) >= floor, path
+        assert abs(sum(registered) - sum(other)) / 2 < 0.05, (path, registered, other)
+
+
 def test_login_uses_the_dummy_hash_for_unknown_emails(client, monkeypatch):
     from webapp.services import accounts
 
