@@ -261,3 +261,21 @@ def test_production_refuses_to_start_without_mail_server(monkeypatch, tmp_path):
         config_module.load(str(tmp_path))
     monkeypatch.setenv("MAIL_SERVER", "smtp.lectern.example")
     assert config_module.load(str(tmp_path))["MAIL_SERVER"] == "smtp.lectern.example"
+
+
+# --- development without SMTP --------------------------------------------------------------------
+
+
+def test_without_mail_server_each_message_and_its_links_are_printed(app, capsys):
+    from tests.conftest import make_user
+
+    assert not app.config["MAIL_SERVER"]
+    user = make_user(email="printed@example.com")
+    resp = app.test_client().post("/password/forgot", data={"email": user.email})
+    assert resp.status_code == 303
+    assert mail.deliver_pending() == (1, 0)
+    out = capsys.readouterr().out
+    assert "To: printed@example.com" in out and "Subject: Reset your Lectern password" in out
+    assert "http://lectern.test/password/reset/" in out  # the link, from BASE_URL
+    (row,) = rows().values()
+    assert row.sent_at is not None  # kept in the outbox, marked done
