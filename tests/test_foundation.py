@@ -51,6 +51,35 @@ def test_production_refuses_unsafe_settings(monkeypatch, tmp_path, env, message)
         config_module.load(str(tmp_path))
 
 
+def test_production_refusal_is_one_line_not_a_traceback(tmp_path):
+    """gunicorn and the flask command load wsgi.py: the refusal is one line on stderr and exit
+    status 3 (gunicorn's "worker failed to boot", so its master stops)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+    }
+    env.update(LECTERN_ENV="production", LECTERN_INSTANCE=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1] == (
+        "Lectern will not start: SECRET_KEY is not set; "
+        "production needs a random key of 32+ characters"
+    )
+    assert "Traceback" not in proc.stderr
+
+
 def test_production_accepts_safe_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("LECTERN_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "Zx8-kQ2pL9vN4mR7tY1wE5uI3oP6aS0dF")
