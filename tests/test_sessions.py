@@ -65,6 +65,23 @@ def test_sessions_page_lists_my_live_sessions_only(app, store_kind, student, cou
         assert info.jti not in body  # only opaque handles
 
 
+@pytest.mark.parametrize(
+    ("config_overrides", "texts"),
+    [
+        ({}, ("after 2 hours without use", "12 hours after", "7 days without", "30 days after")),
+        (
+            {"SESSION_IDLE_SECONDS": 1800, "SESSION_MAX_SECONDS": 5400},
+            ("after 30 minutes without use", "at the latest 90 minutes after"),
+        ),
+    ],
+)
+def test_sessions_page_states_the_configured_lifetimes(app, student, texts):
+    c = login(new_client(app), student)
+    html = c.get("/account/sessions").get_data(as_text=True)
+    for text in texts:
+        assert text in html
+
+
 def test_sessions_page_needs_a_user(client):
     assert client.get("/account/sessions").status_code == 303
 

@@ -39,6 +39,35 @@
     if (el) el.focus();
   });
 
+  // A swap that removes the focused element (a row ended by its own button, answered with
+  // nothing) would drop keyboard users at the top of the page. Before the swap, note where to
+  // go: a control in the next row, else in the previous one, else <main>. (htmx fires its
+  // after-swap events on the removed element, where they no longer reach the document, so
+  // the check runs in a task queued behind the swap.)
+  var FOCUSABLE = "button:not([disabled]), a[href], input:not([type=hidden]), select, textarea";
+  var focusedIn = null;
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    // Before hx-disabled-elt disables the button, which takes its focus away.
+    var target = evt.detail.target;
+    focusedIn = target && target.id && target.contains(document.activeElement) ? target.id : null;
+  });
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var target = evt.detail.target;
+    if (!evt.detail.shouldSwap || !target || !target.id || target.id !== focusedIn) return;
+    focusedIn = null;
+    var next = null;
+    [target.nextElementSibling, target.previousElementSibling].forEach(function (el) {
+      next = next || (el && el.querySelector(FOCUSABLE));
+    });
+    next = next || document.getElementById("main");
+    var id = target.id;
+    window.setTimeout(function () {
+      if (document.getElementById(id)) return;  // replaced, not removed: leave focus be
+      var lost = !document.activeElement || document.activeElement === document.body;
+      if (lost && next.isConnected) next.focus();
+    }, 0);
+  });
+
   // Confirm dialogs declared in markup (data-confirm) for plain forms too.
   document.addEventListener("submit", function (evt) {
     var form = evt.target;

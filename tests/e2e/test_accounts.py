@@ -124,3 +124,32 @@ def test_account_journey(mailbox, live_server, page):
     expect(page.locator(".nav-user")).to_contain_text("Journey Person")
     checked(page, "accounts-dashboard-new-password")
     page.watch.assert_clean()
+
+
+def test_ending_a_session_by_keyboard_keeps_focus_on_the_page(live_server, page, browser):
+    from tests.conftest import PASSWORD, make_user
+
+    user = make_user("student", email="keys@example.com")
+    for agent in ("Mozilla/5.0 (Windows NT 10.0) Firefox/140.0", None):
+        ctx = browser.new_context(user_agent=agent) if agent else None
+        p = ctx.new_page() if ctx else page
+        p.goto(live_server + "/login")
+        p.get_by_label("Email").fill(user.email)
+        p.get_by_label("Password").fill(PASSWORD)
+        p.get_by_role("button", name="Log in").click()
+        p.wait_for_url("**/learn")
+        if ctx:
+            ctx.close()
+    page.goto(live_server + "/account/sessions")
+    page.wait_for_function("() => window.htmx !== undefined")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    end = page.get_by_role("button", name=re.compile("End the session on Firefox on Windows"))
+    end.focus()
+    page.keyboard.press("Enter")
+    expect(rows).to_have_count(1)
+    expect(page.locator("#status")).to_contain_text("Session ended.")
+    # The removed row took the focused button with it: focus lands on <main>, not <body>.
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'main'")
+    checked(page, "accounts-session-ended")
+    page.watch.assert_clean()

@@ -587,6 +587,16 @@ _SYSTEMS = (
 )
 
 
+@bp.app_template_filter("duration")
+def duration(seconds: int) -> str:
+    """A lifetime from the settings in words: "2 hours", "30 days", "90 minutes"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
 @bp.app_template_filter("device")
 def device(user_agent: str | None) -> str:
     """A short human name for a User-Agent string: "Firefox on Windows"."""
