@@ -337,9 +337,12 @@ def end_current() -> None:
     if jti is None:  # the user was not loaded in this request: read the cookie's token
         payload = verify(session.get(AUTH_KEY) or "")
         jti = payload["jti"] if payload else None
-    if jti:
-        store().delete(jti)
-    session.clear()
+    try:
+        if jti:
+            store().delete(jti)
+    finally:
+        # Even if the store cannot be reached (503), this browser forgets the session.
+        session.clear()
 
 
 def load_user(request):
