@@ -223,3 +223,19 @@ def test_gunicorn_access_log_redacts_the_tokens_of_email_links(app, tmp_path):
     for path in secrets:
         assert f"{path}[redacted]" in text, text
     assert "GET /activate/resend " in text  # ordinary paths are logged as they are
+
+
+def test_a_failed_sql_statement_is_logged_without_its_parameters(app, caplog):
+    """errors.py logs an unhandled exception whole; SQLAlchemy would print the statement's bound
+    values in it (a password hash, a session jti in the SQL store). The engine hides them."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    secret = "scrypt:32768:8:1$SeCrEtSaLt$0123456789abcdef"
+    with pytest.raises(DBAPIError) as failure:
+        db.session.execute(text("SELECT CAST(:pw AS TEXT), 1 / 0"), {"pw": secret})
+    db.session.rollback()
+    logging.getLogger("webapp.errors").error("unhandled", exc_info=failure.value)
+    assert "SeCrEt" not in str(failure.value)
+    assert "SeCrEt" not in caplog.text

@@ -91,7 +91,8 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "LECTERN_ENV": env,
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # hide_parameters: a logged SQL error never shows bound values (hashes, jtis)
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
         "REDIS_SOCKET_TIMEOUT": _float("REDIS_SOCKET_TIMEOUT", 0.5),
         "BASE_URL": _str("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
