@@ -371,6 +371,24 @@ def test_role_change_and_deactivation_take_effect_on_the_next_request(app, admin
     assert not signed_in(theirs)
 
 
+@pytest.mark.parametrize("action", ["deactivate", "role"])
+def test_the_targets_next_htmx_write_is_refused(app, admin_client, action):
+    """Their open page still has the buttons: the very next click (an htmx POST) is sent to the
+    login page and changes nothing."""
+    target = make_user(Role.ADMIN)
+    victim = make_user(Role.STUDENT)
+    theirs = app.test_client()
+    login_as(theirs, target)
+    if action == "deactivate":
+        admin_client.post(f"/admin/users/{target.id}/deactivate")
+    else:
+        admin_client.post(f"/admin/users/{target.id}/role", data={"role": "teacher"})
+    resp = theirs.post(f"/admin/users/{victim.id}/deactivate", headers=hx(f"user-{victim.id}"))
+    assert resp.status_code == 204 and "/login" in resp.headers["HX-Redirect"]
+    assert db.session.get(User, victim.id).is_active
+    assert not signed_in(theirs)
+
+
 @needs_mail_helpers
 def test_send_reset_and_activation_emails(admin_client, admin, mailbox):
     active = make_user(Role.STUDENT, email="active@school.org")
