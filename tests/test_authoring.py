@@ -165,7 +165,7 @@ def test_dashboard_to_grade_matches_the_grading_queue(client, teacher, student):
 
     dashboard, queue = counts()
     assert "<strong>2</strong>" in dashboard and "(</span>2" in queue
-    resp = client.post(f"/teach/courses/{c.id}/students/{gone.id}/remove")
+    resp = client.post(f"/teach/courses/{c.id}/students/{gone.id}/remove", data={"confirm": "yes"})
     assert resp.status_code == 303
     dashboard, queue = counts()
     assert "<strong>1</strong>" in dashboard and "(</span>1" in queue
