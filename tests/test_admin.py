@@ -531,6 +531,36 @@ def test_new_user_form(admin_client):
     assert 'type="password"' not in resp.text  # admins never set passwords
 
 
+def test_admins_never_see_or_set_a_password(admin_client, admin):
+    """No admin page shows a hash or offers a password field; posted password fields are ignored."""
+    target = make_user(Role.TEACHER, email="pat@example.com")
+    hashed = target.password_hash
+    assert hashed
+    pages = [
+        "/admin/users",
+        "/admin/users?q=pat",
+        f"/admin/users/{target.id}",
+        f"/admin/users/{target.id}/delete",
+        f"/admin/users/{target.id}/transfer",
+        "/admin/users/new",
+        "/admin/audit",
+    ]
+    for url in pages:
+        html = admin_client.get(url).text
+        assert hashed not in html and hashed.split("$")[-1] not in html, url
+        assert 'type="password"' not in html, url
+    sneaky = {"password": "chosen by admin", "password_hash": "scrypt:x$y$z"}
+    admin_client.post(f"/admin/users/{target.id}/role", data={"role": "student", **sneaky})
+    resp = admin_client.post(
+        "/admin/users/new",
+        data={"email": "new@example.com", "name": "New", "role": "student", **sneaky},
+    )
+    assert resp.status_code == 303
+    assert db.session.get(User, target.id).password_hash == hashed
+    new = db.session.scalar(select(User).where(User.email == "new@example.com"))
+    assert new.password_hash is None
+
+
 @needs_mail_helpers
 def test_new_user_is_invited_by_email(app, admin_client, admin, mailbox):
     resp = admin_client.post(
