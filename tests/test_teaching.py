@@ -591,3 +591,23 @@ def test_concurrent_enrolments_of_the_same_address_on_postgresql(app, course, te
     said = sorted("</span>: enrolled</li>" in text for _, text in results)
     assert said == [False, False, False, True]
     assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 1
+
+
+def test_empty_states(client, course, teacher):
+    """A course nobody has joined yet, and one without blocks: each page says so plainly."""
+    login_as(client, teacher)
+    base = f"/teach/courses/{course.id}"
+    assert "No students yet. Enrol them by pasting" in client.get(f"{base}/students").text
+    assert "No enrolled student matches “zz”." in client.get(f"{base}/students?q=zz").text
+    assert "Nothing to grade" in client.get(f"{base}/grading").text
+    assert "No students yet." in client.get(f"{base}/gradebook").text
+    for export in ("gradebook.csv", "progress.csv"):
+        resp = client.get(f"{base}/{export}")
+        assert resp.status_code == 200
+        lines = resp.get_data().decode("utf-8-sig").splitlines()
+        assert len(lines) == 1 and lines[0]  # the header row alone
+    bare = make_course(teacher, title="Bare", sections=1, blocks=0)
+    enrol(make_user(Role.STUDENT), bare)
+    assert (
+        "This course has no blocks yet." in client.get(f"/teach/courses/{bare.id}/gradebook").text
+    )
