@@ -21,9 +21,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Email links carry one-purpose tokens in their path (activation, password reset, invitation,
 # email change). The access log writes "[redacted]" in their place, in the request line, the
 # path and the Referer alike, so no token is written to the application log (docs/admin.md).
+_SEP = r"(?:/|%2[Ff])"  # a slash, or an encoded one (a link inside ?next=…)
 _TOKEN_PATH = re.compile(
-    r"(/(?:activate|password/reset|invite|account/email/confirm)/)"
-    r"(?!(?:resend|sent)(?:[/?#\s\"]|$))[^/?#\s\"]+"
+    rf"({_SEP}(?:activate|password{_SEP}reset|invite|account{_SEP}email{_SEP}confirm){_SEP})"
+    r"(?!(?:resend|sent)(?:[/?#&%\s\"]|$))[^/?#&%\s\"]+"
 )
 
 

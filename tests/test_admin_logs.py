@@ -215,6 +215,10 @@ def test_gunicorn_access_log_redacts_the_tokens_of_email_links(app, tmp_path):
                 with contextlib.suppress(urllib.error.HTTPError):
                     urllib.request.urlopen(req, timeout=5).close()
             urllib.request.urlopen(base + "/activate/resend", timeout=5).close()
+            # a link inside a query string, slashes encoded
+            urllib.request.urlopen(
+                base + "/login?next=%2Finvite%2FeyJ.SeCrEtXtoken.Zz9&x=1", timeout=5
+            ).close()
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -223,6 +227,7 @@ def test_gunicorn_access_log_redacts_the_tokens_of_email_links(app, tmp_path):
     for path in secrets:
         assert f"{path}[redacted]" in text, text
     assert "GET /activate/resend " in text  # ordinary paths are logged as they are
+    assert "/login?next=%2Finvite%2F[redacted]&x=1" in text
 
 
 def test_a_failed_sql_statement_is_logged_without_its_parameters(app, caplog):
