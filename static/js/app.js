@@ -68,6 +68,13 @@
     }, 0);
   });
 
+  // A page that comes back with form errors starts at the first field to fix, not at the
+  // field that has autofocus (without this file, autofocus still applies).
+  document.addEventListener("DOMContentLoaded", function () {
+    var invalid = document.querySelector("main [aria-invalid=true]");
+    if (invalid) invalid.focus();
+  });
+
   // Confirm dialogs declared in markup (data-confirm) for plain forms too.
   document.addEventListener("submit", function (evt) {
     var form = evt.target;

@@ -115,6 +115,7 @@ def test_account_journey(mailbox, live_server, page):
     page.get_by_label("Password").fill(FIRST)
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#password-feedback")).to_contain_text("do not match")
+    expect(page.get_by_label("Password")).to_be_focused()  # the field to fix, not Email
     checked(page, "accounts-login-error")
     # That refusal is answered 422 on purpose; Chromium logs any 4xx document as an error.
     page.watch.errors = [e for e in page.watch.errors if "status of 422" not in e]
