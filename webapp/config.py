@@ -126,7 +126,7 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "EMAIL_LIMIT_ADDRESS": _str("EMAIL_LIMIT_ADDRESS", "5 per hour"),
         "EMAIL_LIMIT_USER": _str("EMAIL_LIMIT_USER", "10 per hour"),
         "ENROL_LIMIT": _str("ENROL_LIMIT", "500 per hour"),
-        "EMAIL_FORM_MIN_SECONDS": _float("EMAIL_FORM_MIN_SECONDS", 0.25),
+        "EMAIL_FORM_MIN_SECONDS": _float("EMAIL_FORM_MIN_SECONDS", 0.5),
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
         "WTF_CSRF_TIME_LIMIT": None,
