@@ -84,6 +84,8 @@ def run_migrations_online():
     conf_args = current_app.extensions["migrate"].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    # `flask db check` (run by CI) also compares server-side defaults with the models.
+    conf_args.setdefault("compare_server_default", True)
 
     connectable = get_engine()
 

@@ -454,6 +454,38 @@ def test_seed_demo_on_empty_database(app):
     assert db.session.query(User).count() == 6
 
 
+def test_database_defaults_make_a_pending_student_a_draft_and_an_open_enrolment(app):
+    """Rows written by hand (not through the models) start as the model says."""
+    from sqlalchemy import text
+
+    with db.engine.begin() as conn:
+        uid = conn.execute(
+            text("INSERT INTO users (email, name) VALUES ('raw@example.com', 'Raw') RETURNING id")
+        ).scalar_one()
+        cid = conn.execute(
+            text(
+                "INSERT INTO courses (title, description, user_id)"
+                " VALUES ('Raw', '', :u) RETURNING id"
+            ),
+            {"u": uid},
+        ).scalar_one()
+        conn.execute(
+            text("INSERT INTO student_courses (student_id, course_id) VALUES (:u, :c)"),
+            {"u": uid, "c": cid},
+        )
+        user = conn.execute(
+            text("SELECT role, is_active, session_epoch, created_at FROM users")
+        ).one()
+        course = conn.execute(
+            text("SELECT is_published, created_at, updated_at FROM courses")
+        ).one()
+        enrolment = conn.execute(text("SELECT completed, enrolled_at FROM student_courses")).one()
+    assert (user.role, bool(user.is_active), user.session_epoch) == ("student", False, 0)
+    assert user.created_at is not None
+    assert not course.is_published and course.created_at and course.updated_at
+    assert not enrolment.completed and enrolment.enrolled_at
+
+
 @pytest.mark.skipif(
     DATABASE_URL.startswith("postgresql"), reason="CI runs upgrade+check on PostgreSQL"
 )
