@@ -139,3 +139,58 @@ def test_completion_racing_a_new_block_keeps_progress_true(app, student, teacher
     db.session.expire_all()
     enrolment = db.session.scalar(select(StudentCourse))
     assert enrolment.completed is False and enrolment.completed_at is None
+
+
+def test_reenrolment_by_email_racing_a_new_block_keeps_progress_true(app, student, teacher):
+    """A student who completed every block was removed; the teacher adds a block while
+    enrolling them again by email. The re-enrolment waits for the new block and counts it, so
+    the course is not "completed" with a block not done. (Inserting the enrolment row checks
+    its foreign key to the course with a KEY SHARE lock, which waits for the teacher's
+    FOR UPDATE: no explicit lock is needed here, unlike completing a block.)"""
+    from webapp.services import grading
+
+    course = make_course(teacher, sections=1, blocks=1, types=("lesson",))
+    block = db.session.scalar(
+        select(ContentBlock).join(Section).where(Section.course_id == course.id)
+    )
+    db.session.add(CompletedContentBlock(student_id=student.id, content_block_id=block.id))
+    db.session.commit()  # completed earlier, enrolment since removed (completions are kept)
+
+    teacher_conn = db.engine.connect()
+    teacher_tx = teacher_conn.begin()
+    teacher_conn.execute(select(Course.id).where(Course.id == course.id).with_for_update())
+    teacher_conn.execute(
+        insert(ContentBlock).values(
+            section_id=block.section_id, title="Added", description="", type="lesson",
+            content="", position=1,
+        )
+    )  # fmt: skip
+    results: list = []
+
+    def enrol_again():
+        with app.app_context():
+            again = db.session.get(Course, course.id)
+            results.append(grading.enrol_by_email(again, student.email))
+
+    worker = threading.Thread(target=enrol_again)
+    worker.start()
+    deadline = time.monotonic() + 10
+    with db.engine.connect() as probe:
+        while worker.is_alive() and time.monotonic() < deadline:
+            waiting = probe.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar()
+            if waiting:
+                break
+            time.sleep(0.02)
+    teacher_tx.commit()
+    teacher_conn.close()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert results == [[(student.email, "enrolled")]]
+    db.session.expire_all()
+    enrolment = db.session.scalar(select(StudentCourse))
+    assert enrolment.completed is False and enrolment.completed_at is None
