@@ -3,6 +3,18 @@
 (function () {
   "use strict";
 
+  // The legend of the shortcuts below is shown only when they work.
+  function showLegend() {
+    document.querySelectorAll(".shortcuts[hidden]").forEach(function (el) {
+      el.hidden = false;
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", showLegend);
+  } else {
+    showLegend();
+  }
+
   function typing(el) {
     return !!el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
   }

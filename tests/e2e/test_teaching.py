@@ -161,3 +161,22 @@ def test_teacher_grades_by_keyboard_edits_gradebook_and_exports(live_server, pag
     watch = PageWatch(student_page)
     watch.shot("teaching-student-sees-grade")
     watch.assert_clean()
+
+
+def test_shortcut_legend_shows_only_where_the_shortcuts_work(live_server, browser, app):
+    """Without JavaScript the letter keys do nothing, so their legend is not shown."""
+    teacher = make_user(Role.TEACHER, email="tess@example.com")
+    course = make_course(teacher, sections=1, blocks=2)
+    for with_js in (True, False):
+        context = browser.new_context(java_script_enabled=with_js)
+        page = context.new_page()
+        try:
+            log_in(page, live_server, teacher)
+            page.goto(f"{live_server}/teach/courses/{course.id}/grading")
+            legend = page.get_by_role("heading", name="Keyboard shortcuts")
+            if with_js:
+                expect(legend).to_be_visible()
+            else:
+                expect(legend).to_be_hidden()
+        finally:
+            context.close()
