@@ -83,6 +83,37 @@ def test_concurrent_mark_complete_makes_one_row(app, student, teacher):
     assert enrolment.completed and enrolment.completed_at is not None
 
 
+def _wait_for_lock_or_end(worker: threading.Thread) -> None:
+    """Wait until ``worker`` either finished or is waiting for a lock (the teacher's)."""
+    deadline = time.monotonic() + 10
+    with db.engine.connect() as probe:
+        while worker.is_alive() and time.monotonic() < deadline:
+            waiting = probe.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar()
+            if waiting:
+                return
+            time.sleep(0.02)
+
+
+def _teacher_adds_a_block_holding_the_course(course, block):
+    """An open transaction that locks the course row (as courses.add_block does) and has
+    inserted a block not yet committed; commit it to let waiters on."""
+    conn = db.engine.connect()
+    tx = conn.begin()
+    conn.execute(select(Course.id).where(Course.id == course.id).with_for_update())
+    conn.execute(
+        insert(ContentBlock).values(
+            section_id=block.section_id, title="Added", description="", type="lesson",
+            content="", position=1,
+        )
+    )  # fmt: skip
+    return conn, tx
+
+
 def test_completion_racing_a_new_block_keeps_progress_true(app, student, teacher):
     """A teacher adds a block while a student completes the last one: not "completed".
 
@@ -100,15 +131,7 @@ def test_completion_racing_a_new_block_keeps_progress_true(app, student, teacher
     client = app.test_client()
     login_as(client, student)
 
-    teacher_conn = db.engine.connect()
-    teacher_tx = teacher_conn.begin()
-    teacher_conn.execute(select(Course.id).where(Course.id == course.id).with_for_update())
-    teacher_conn.execute(
-        insert(ContentBlock).values(
-            section_id=block.section_id, title="Added", description="", type="lesson",
-            content="", position=1,
-        )
-    )  # fmt: skip
+    teacher_conn, teacher_tx = _teacher_adds_a_block_holding_the_course(course, block)
     statuses: list[int] = []
 
     def student_completes():
@@ -118,19 +141,7 @@ def test_completion_racing_a_new_block_keeps_progress_true(app, student, teacher
 
     worker = threading.Thread(target=student_completes)
     worker.start()
-    # Wait until the student either finished or is waiting for the teacher's lock.
-    deadline = time.monotonic() + 10
-    with db.engine.connect() as probe:
-        while worker.is_alive() and time.monotonic() < deadline:
-            waiting = probe.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-            ).scalar()
-            if waiting:
-                break
-            time.sleep(0.02)
+    _wait_for_lock_or_end(worker)
     teacher_tx.commit()
     teacher_conn.close()
     worker.join(timeout=30)
@@ -156,15 +167,7 @@ def test_reenrolment_by_email_racing_a_new_block_keeps_progress_true(app, studen
     db.session.add(CompletedContentBlock(student_id=student.id, content_block_id=block.id))
     db.session.commit()  # completed earlier, enrolment since removed (completions are kept)
 
-    teacher_conn = db.engine.connect()
-    teacher_tx = teacher_conn.begin()
-    teacher_conn.execute(select(Course.id).where(Course.id == course.id).with_for_update())
-    teacher_conn.execute(
-        insert(ContentBlock).values(
-            section_id=block.section_id, title="Added", description="", type="lesson",
-            content="", position=1,
-        )
-    )  # fmt: skip
+    teacher_conn, teacher_tx = _teacher_adds_a_block_holding_the_course(course, block)
     results: list = []
 
     def enrol_again():
@@ -174,18 +177,7 @@ def test_reenrolment_by_email_racing_a_new_block_keeps_progress_true(app, studen
 
     worker = threading.Thread(target=enrol_again)
     worker.start()
-    deadline = time.monotonic() + 10
-    with db.engine.connect() as probe:
-        while worker.is_alive() and time.monotonic() < deadline:
-            waiting = probe.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-            ).scalar()
-            if waiting:
-                break
-            time.sleep(0.02)
+    _wait_for_lock_or_end(worker)
     teacher_tx.commit()
     teacher_conn.close()
     worker.join(timeout=30)
