@@ -8,9 +8,8 @@ The application always sets these columns; the database now sets them too, so a 
 hand or by another tool starts as the model says: a pending student account, a draft course,
 an enrolment not yet completed.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0003'
