@@ -1,5 +1,9 @@
 """The domain layer: one module per aggregate. Services own the transaction."""
 
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..extensions import db
+
 
 class DomainError(Exception):
     """Base of the errors services raise; routes turn them into responses."""
@@ -38,3 +42,9 @@ def id_or_404(value, what: str) -> int:
     if not 0 < value <= MAX_ID:
         raise NotFound(f"No such {what}.")
     return value
+
+
+def insert(model):
+    """INSERT for this database, with ``on_conflict_do_nothing`` available (PostgreSQL, SQLite)."""
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
@@ -23,7 +22,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotAllowed, NotFound, audit, id_or_404
+from . import Conflict, Invalid, NotAllowed, NotFound, audit, id_or_404, insert
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
@@ -355,12 +354,6 @@ def duplicate_course(course: Course, user: User) -> Course:
     return copy
 
 
-def _insert(model):
-    """INSERT for this database, with ON CONFLICT available (PostgreSQL and SQLite)."""
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(model)
-
-
 def _sync_completion(course_id: int) -> None:
     # services.learning imports this module's guards, so it is imported at call time.
     from .learning import sync_course_completion
@@ -480,7 +473,7 @@ def set_collapsed(section: Section, user: User, collapsed: bool) -> None:
     """
     if collapsed:
         db.session.execute(
-            _insert(CollapsedSection)
+            insert(CollapsedSection)
             .values(user_id=user.id, section_id=section.id)
             .on_conflict_do_nothing(index_elements=["user_id", "section_id"])
         )

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from itertools import groupby
 
 from sqlalchemy import and_, asc, desc, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..mail import queue_email
@@ -31,7 +30,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotFound, id_or_404
+from . import Conflict, Invalid, NotFound, id_or_404, insert
 from .learning import sync_course_completion
 
 PER_PAGE = 50
@@ -188,11 +187,6 @@ def parse_addresses(text: str) -> list[str]:
     return list(seen)
 
 
-def _insert(model):
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
 def enrol_by_email(course: Course, text: str) -> list[tuple[str, str]]:
     """Enrol existing active students by address; one (address, result) per address.
 
@@ -220,7 +214,7 @@ def enrol_by_email(course: Course, text: str) -> list[tuple[str, str]]:
     if students:
         now = utcnow()
         stmt = (
-            _insert(StudentCourse)
+            insert(StudentCourse)
             .values(
                 [
                     {"student_id": sid, "course_id": course.id, "enrolled_at": now}

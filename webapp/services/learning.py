@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, case, delete, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import load_only
 
 from ..extensions import db
@@ -19,7 +18,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotFound, id_or_404
+from . import Conflict, Invalid, NotFound, id_or_404, insert
 from .courses import course_for_viewer
 
 PER_PAGE = 20
@@ -82,12 +81,6 @@ def _hold_structure(course_id: int) -> None:
     db.session.execute(
         select(Course.id).where(Course.id == course_id).with_for_update(key_share=True)
     )
-
-
-def _insert(model):
-    """INSERT for this database, with ON CONFLICT DO NOTHING available."""
-    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(model)
 
 
 # --- the catalogue -------------------------------------------------------------------------------
@@ -334,7 +327,7 @@ def enrol(course_id: int, student: User) -> None:
     course = _published_for_student(course_id, student)
     _hold_structure(course.id)
     db.session.execute(
-        _insert(StudentCourse)
+        insert(StudentCourse)
         .values(student_id=student.id, course_id=course.id, completed=False, enrolled_at=utcnow())
         .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
     )
@@ -459,7 +452,7 @@ def complete_block(
     _hold_structure(course.id)
     now = utcnow()
     db.session.execute(
-        _insert(CompletedContentBlock)
+        insert(CompletedContentBlock)
         .values(
             student_id=student.id,
             content_block_id=block.id,
