@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 import redis
-from flask import current_app
+from flask import current_app, g, has_app_context, session
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -31,15 +31,11 @@ class StoreUnavailable(RuntimeError):
 def mark_down() -> None:
     """Remember for the rest of this request that Redis did not answer, so that no later call
     (rendering the 503 page asks who is signed in) waits for another timeout."""
-    from flask import g, has_app_context
-
     if has_app_context():
         g.store_unavailable = True
 
 
 def _known_down() -> bool:
-    from flask import g, has_app_context
-
     return has_app_context() and bool(g.get("store_unavailable"))
 
 
@@ -302,8 +298,6 @@ AUTH_KEY = "auth"
 
 def start(user, remember: bool, ip: str, user_agent: str) -> str:
     """Open a live session for ``user`` and put its token in a fresh cookie session."""
-    from flask import session
-
     jti = new_jti()
     store().create(jti, user.id, idle_seconds(remember), ip, user_agent[:300])
     session.clear()  # a new session at login: nothing carried over from before (no fixation)
@@ -313,16 +307,12 @@ def start(user, remember: bool, ip: str, user_agent: str) -> str:
 
 
 def current_jti() -> str | None:
-    from flask import g
-
     return getattr(g, "session_jti", None)
 
 
 def reissue(user) -> None:
     """Re-sign the current session's token with the user's new epoch (same jti, same
     "keep me signed in" choice) after this session ended all the others."""
-    from flask import session
-
     payload = verify(session.get(AUTH_KEY) or "")
     if payload is None or payload["sub"] != user.id:
         return
@@ -331,8 +321,6 @@ def reissue(user) -> None:
 
 def end_current() -> None:
     """Log out: delete the live session and clear the cookie."""
-    from flask import session
-
     jti = current_jti()
     if jti is None:  # the user was not loaded in this request: read the cookie's token
         payload = verify(session.get(AUTH_KEY) or "")
@@ -351,8 +339,6 @@ def load_user(request):
     If the store cannot be reached the request is treated as anonymous and marked, so that
     pages needing a user answer 503 (fail closed) while public pages keep working.
     """
-    from flask import g, session
-
     from .models import User
 
     token = session.get(AUTH_KEY)
@@ -366,7 +352,7 @@ def load_user(request):
         idle = idle_seconds(bool(payload.get("rem")))
         alive = store().touch(payload["jti"], idle, payload["sub"])
     except StoreUnavailable:
-        g.store_unavailable = True
+        mark_down()
         return None
     if not alive:
         session.pop(AUTH_KEY, None)
