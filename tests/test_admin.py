@@ -20,7 +20,7 @@ from webapp.models import (
     User,
     utcnow,
 )
-from webapp.services import accounts
+from webapp.services import access, accounts
 from webapp.services import users as svc
 
 
@@ -936,7 +936,7 @@ def test_bad_user_ids_in_services_are_not_found(app, bad):
     from webapp.services import NotFound
 
     with pytest.raises(NotFound):
-        svc.user_for_admin(bad)
+        access.user_for_admin(bad)
     assert svc.users_by_ids([bad]) == []
 
 

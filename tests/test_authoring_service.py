@@ -15,8 +15,9 @@ from webapp.models import (
     Section,
     StudentCourse,
 )
-from webapp.services import Conflict, Invalid, NotAllowed, NotFound
+from webapp.services import Conflict, Invalid, NotAllowed, NotFound, access
 from webapp.services import courses as svc
+from webapp.services.dashboard import teacher_dashboard
 
 
 def layout(course_id: int) -> list[tuple[int, list[int]]]:
@@ -61,17 +62,17 @@ def test_guards_hide_other_peoples_things(teacher, other_teacher, admin):
     section = course.sections[0]
     block = section.blocks[0]
     for guard, ident in (
-        (svc.course_for_owner, course.id),
-        (svc.section_for_owner, section.id),
-        (svc.block_for_owner, block.id),
+        (access.course_for_owner, course.id),
+        (access.section_for_owner, section.id),
+        (access.block_for_owner, block.id),
     ):
         assert guard(ident, teacher).id == ident
         for user in (other_teacher, admin):
             with pytest.raises(NotFound):
                 guard(ident, user)
-    assert svc.course_for_manager(course.id, admin).id == course.id
+    assert access.course_for_manager(course.id, admin).id == course.id
     with pytest.raises(NotFound):
-        svc.course_for_manager(course.id, other_teacher)
+        access.course_for_manager(course.id, other_teacher)
 
 
 def test_a_demoted_owner_loses_the_guards(teacher, admin):
@@ -82,21 +83,21 @@ def test_a_demoted_owner_loses_the_guards(teacher, admin):
     teacher.role = "student"
     db.session.commit()
     for guard, ident in (
-        (svc.course_for_owner, course.id),
-        (svc.course_for_manager, course.id),
-        (svc.course_for_viewer, course.id),
-        (svc.section_for_owner, section.id),
-        (svc.block_for_owner, block.id),
+        (access.course_for_owner, course.id),
+        (access.course_for_manager, course.id),
+        (access.course_for_viewer, course.id),
+        (access.section_for_owner, section.id),
+        (access.block_for_owner, block.id),
     ):
         with pytest.raises(NotFound):
             guard(ident, teacher)
     with pytest.raises(NotFound):
         svc.delete_course(course, teacher)
     # An admin still manages it (to delete or hand it over); a re-promoted owner owns it again.
-    assert svc.course_for_manager(course.id, admin).id == course.id
+    assert access.course_for_manager(course.id, admin).id == course.id
     teacher.role = "teacher"
     db.session.commit()
-    assert svc.course_for_owner(course.id, teacher).id == course.id
+    assert access.course_for_owner(course.id, teacher).id == course.id
 
 
 def test_sections_and_blocks_keep_dense_positions(teacher):
@@ -311,7 +312,7 @@ def test_dashboard_counts(teacher, other_teacher, student):
         ]
     )
     db.session.commit()
-    rows = {r.course.id: r for r in svc.teacher_dashboard(teacher)}
+    rows = {r.course.id: r for r in teacher_dashboard(teacher)}
     assert set(rows) == {course.id, empty.id}
     r = rows[course.id]
     assert (r.sections, r.blocks, r.students, r.to_grade) == (2, 10, 2, 2)

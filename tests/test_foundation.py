@@ -506,7 +506,7 @@ def test_migrations_upgrade_and_match_models_on_sqlite(tmp_path):
 
 
 def test_course_completion_sync(app, teacher, student):
-    from webapp.services.learning import sync_course_completion
+    from webapp.services.progress import sync_course_completion
 
     course = make_course(teacher, sections=1, blocks=2)
     blocks = course.sections[0].blocks

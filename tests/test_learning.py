@@ -18,6 +18,7 @@ from webapp.models import (
     StudentCourse,
     utcnow,
 )
+from webapp.services import access, progress
 from webapp.services import learning as service
 
 HX_COMPLETION = {"HX-Request": "true", "HX-Target": "completion"}
@@ -249,7 +250,7 @@ def test_course_page_main_button_states(client, student, course):
     for b in blocks:
         if b.id not in (blocks[1].id, blocks[2].id):
             complete_directly(student, b, url="https://example.com/w")
-    service.sync_course_completion(course.id, student.id)
+    progress.sync_course_completion(course.id, student.id)
     db.session.commit()
     body = client.get(f"/courses/{course.id}").get_data(as_text=True)
     assert "Review course" in body and "100%" in body and "Course completed" in body
@@ -330,7 +331,7 @@ def test_unenrol_keeps_completions_and_reenrol_brings_progress_back(client, stud
     client.post(f"/courses/{course.id}/enrol")
     for b in blocks_of(course):
         complete_directly(student, b, url="https://example.com/w")
-    service.sync_course_completion(course.id, student.id)
+    progress.sync_course_completion(course.id, student.id)
     db.session.commit()
     assert enrolment_of(student, course).completed
     resp = client.post(f"/courses/{course.id}/unenrol")
@@ -431,7 +432,7 @@ def test_block_ids_beyond_the_integer_range_in_the_service(student, course):
     enrol(student, course)
     for bad in (99999999999, -1, "abc", None):
         with pytest.raises(NotFound):
-            service.block_for_student(course.id, bad, student)
+            access.block_for_student(course.id, bad, student)
 
 
 def test_block_of_unpublished_course_is_404_even_when_enrolled(client, student, course):
@@ -762,13 +763,13 @@ def test_progress_invariant_after_every_kind_of_change(client, student, course, 
     new = ContentBlock(section_id=blocks[0].section_id, title="New", type="lesson", position=9)
     db.session.add(new)
     db.session.flush()
-    service.sync_course_completion(course.id)
+    progress.sync_course_completion(course.id)
     db.session.commit()
     assert_progress_invariant(course.id)
     assert not enrolment_of(student, course).completed
     # ... and deletes it again: complete once more
     db.session.execute(delete(ContentBlock).where(ContentBlock.id == new.id))
-    service.sync_course_completion(course.id)
+    progress.sync_course_completion(course.id)
     db.session.commit()
     assert_progress_invariant(course.id)
     assert enrolment_of(student, course).completed_at >= first_done_at

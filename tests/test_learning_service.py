@@ -9,7 +9,7 @@ from tests.conftest import make_course, make_user
 from tests.test_learning import assert_progress_invariant, blocks_of, first_of
 from webapp.extensions import db
 from webapp.models import CompletedContentBlock, Role, StudentCourse, utcnow
-from webapp.services import Conflict, Invalid, NotFound
+from webapp.services import Conflict, Invalid, NotFound, access
 from webapp.services import learning as service
 
 
@@ -41,9 +41,9 @@ def test_enrol_in_draft_or_missing_course_is_not_found(teacher, student):
 
 def test_blocks_need_enrolment(course, student):
     block = blocks_of(course)[0]
-    with pytest.raises(service.NotEnrolled):
+    with pytest.raises(access.NotEnrolled):
         service.visit_block(course.id, block.id, student)
-    with pytest.raises(service.NotEnrolled):
+    with pytest.raises(access.NotEnrolled):
         service.complete_block(course.id, block.id, student)
     assert count(CompletedContentBlock) == 0
 

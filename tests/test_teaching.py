@@ -189,14 +189,14 @@ def test_ids_that_are_not_row_ids_are_404_not_500(client, setup, index, bad):
 
 
 def test_grading_services_refuse_ids_beyond_the_integer_range(setup):
-    from webapp.services import NotFound, grading
+    from webapp.services import NotFound, access, grading
 
     course = setup["course"]
     calls = (
-        grading.submission,
+        access.completion_for_grader,
         grading.gradebook_cell,
         grading.remove_student,
-        grading.enrolled_student,
+        access.student_for_teacher,
         grading.student_record,
         lambda c, i: grading.grade(c, i, setup["teacher"], 70, None, "1.0"),
     )

@@ -15,7 +15,7 @@ from wtforms.fields.choices import SelectChoice
 from .. import htmx
 from ..extensions import client_ip
 from ..guards import admin_required
-from ..services import Conflict, Invalid, NotAllowed
+from ..services import Conflict, Invalid, NotAllowed, access
 from ..services import users as svc
 from . import bp
 from .forms import AuditSearchForm, BulkForm, NewUserForm, RoleForm, TransferForm, UserSearchForm
@@ -60,10 +60,10 @@ def _filter_from_args() -> svc.UserFilter:
 def users():
     listing = svc.search_users(_filter_from_args())
     form = UserSearchForm(request.args)
-    return htmx.page_or_fragment(
-        "admin/users.html",
+    return htmx.answer(
         "admin/partials/user_search_response.html",
-        ("user-results",),
+        page="admin/users.html",
+        ids=("user-results",),
         listing=listing,
         form=form,
         bulk_form=BulkForm(),
@@ -79,7 +79,7 @@ def _row_response(user_id: int, run, message: str):
         user = run()
     except (Conflict, Invalid, NotAllowed) as exc:
         if htmx.targets(row_id):
-            user = svc.user_for_admin(user_id)
+            user = access.user_for_admin(user_id)
             html = render_template(
                 "admin/partials/user_row.html",
                 user=user,
@@ -163,9 +163,13 @@ def bulk():
     status = 422 if error else 200
     label = svc.BULK_ACTIONS.get(form.action.data or "", "")
     ctx = {"form": form, "selected": selected, "error": error, "back": back, "bulk_label": label}
-    return htmx.page_or_fragment(
-        "admin/bulk_confirm.html", "admin/partials/bulk_confirm.html", ("bulk-panel",), **ctx
-    ), status
+    return htmx.answer(
+        "admin/partials/bulk_confirm.html",
+        page="admin/bulk_confirm.html",
+        ids=("bulk-panel",),
+        status=status,
+        **ctx,
+    )
 
 
 @bp.get("/admin/users/<int:user_id>")
@@ -192,7 +196,7 @@ def end_session(user_id: int):
 @bp.route("/admin/users/<int:user_id>/delete", methods=["GET", "POST"])
 @admin_required
 def delete_user(user_id: int):
-    user = svc.user_for_admin(user_id)
+    user = access.user_for_admin(user_id)
     if request.method == "POST":
         email = svc.delete_user(current_user, user_id, client_ip())
         flash(f"{email} was deleted.", "success")
@@ -208,7 +212,7 @@ def delete_user(user_id: int):
 def transfer_courses(user_id: int):
     """The transfer form on its own page (before a demotion); the delete page embeds it too.
     After a transfer: back to ``back`` (the page the form was on), else the delete page."""
-    user = svc.user_for_admin(user_id)
+    user = access.user_for_admin(user_id)
     form = TransferForm()
     if request.method == "POST" and form.validate():
         try:
@@ -237,10 +241,10 @@ def audit():
     log = svc.audit_log(
         request.args.get("q", ""), request.args.get("action", ""), request.args.get("before")
     )
-    return htmx.page_or_fragment(
-        "admin/audit.html",
+    return htmx.answer(
         "admin/partials/audit_search_response.html",
-        ("audit-results",),
+        page="admin/audit.html",
+        ids=("audit-results",),
         log=log,
         form=form,
     )

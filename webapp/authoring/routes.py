@@ -24,8 +24,9 @@ from .. import htmx
 from ..extensions import client_ip
 from ..guards import teacher_required
 from ..markdown import render_markdown
-from ..services import Conflict, Invalid
+from ..services import Conflict, Invalid, access
 from ..services import courses as svc
+from ..services.dashboard import teacher_dashboard
 from . import bp
 from .forms import (
     BlockForm,
@@ -97,7 +98,7 @@ def _editor_page(course, status: int = 200, **ctx):
     ctx.setdefault("edit", request.args.get("edit", ""))
     ctx.setdefault("edit_form", None)
     html = render_template(
-        "authoring/editor.html", o=o, course=course, can_edit=svc.owns(course, me),
+        "authoring/editor.html", o=o, course=course, can_edit=access.owns(course, me),
         **{**_forms_ctx(), **ctx},
     )  # fmt: skip
     return make_response(html, status)
@@ -137,7 +138,7 @@ def dashboard():
         "teaching.grading_page" if "teaching.grading_page" in current_app.view_functions else None
     )
     return render_template(
-        "authoring/dashboard.html", rows=svc.teacher_dashboard(_me()), grading=grading
+        "authoring/dashboard.html", rows=teacher_dashboard(_me()), grading=grading
     )
 
 
@@ -163,14 +164,14 @@ def new_course():
 @bp.get("/teach/courses/<int:course_id>")
 @login_required
 def editor(course_id: int):
-    return _editor_page(svc.course_for_manager(course_id, _me()))
+    return _editor_page(access.course_for_manager(course_id, _me()))
 
 
 @bp.route("/teach/courses/<int:course_id>/<any(title, description):name>", methods=["GET", "POST"])
 @login_required
 def course_field(course_id: int, name: str):
     """Title or description in place: GET ?edit=1 the form, GET the text, POST saves."""
-    course = svc.course_for_owner(course_id, _me())
+    course = access.course_for_owner(course_id, _me())
     key = f"course-{name}"
     # Field ids must differ from the in-place container ids (course-title, …).
     form = FIELD_FORMS[name](prefix="course-edit")
@@ -205,7 +206,7 @@ def course_field(course_id: int, name: str):
 @bp.post("/teach/courses/<int:course_id>/publish")
 @login_required
 def publish(course_id: int):
-    course = svc.course_for_owner(course_id, _me())
+    course = access.course_for_owner(course_id, _me())
     published = request.form.get("published") == "1"
     svc.set_published(course, _me(), published)
     message = "Published: the course is in the catalogue." if published else "Back to draft."
@@ -221,7 +222,7 @@ def publish(course_id: int):
 @login_required
 def delete_course(course_id: int):
     me = _me()
-    course = svc.course_for_manager(course_id, me)
+    course = access.course_for_manager(course_id, me)
     title = course.title
     svc.delete_course(course, me, ip=client_ip())
     flash(f"Deleted the course “{title}”.", "success")
@@ -232,7 +233,7 @@ def delete_course(course_id: int):
 @bp.post("/teach/courses/<int:course_id>/duplicate")
 @teacher_required
 def duplicate_course(course_id: int):
-    course = svc.course_for_owner(course_id, _me())
+    course = access.course_for_owner(course_id, _me())
     copy = svc.duplicate_course(course, _me())
     flash("This is your copy, as a draft. The original is unchanged.", "success")
     return htmx.hx_redirect(url_for("authoring.editor", course_id=copy.id))
@@ -242,7 +243,7 @@ def duplicate_course(course_id: int):
 @login_required
 def reorder(course_id: int):
     """The whole order at once (drag and drop): JSON [[section id, [block ids…]], …]."""
-    course = svc.course_for_owner(course_id, _me())
+    course = access.course_for_owner(course_id, _me())
     # The app accepts 1 MiB bodies; an order is far smaller (CSRF checking has read the form
     # by now, so the cap is checked on the declared length and on the field itself).
     if (request.content_length or 0) > svc.ORDER_MAX_BYTES + 4096:
@@ -262,7 +263,7 @@ def reorder(course_id: int):
 @bp.post("/teach/courses/<int:course_id>/sections")
 @login_required
 def add_section(course_id: int):
-    course = svc.course_for_owner(course_id, _me())
+    course = access.course_for_owner(course_id, _me())
     form = SectionForm(prefix="new-section")
     if form.validate_on_submit():
         try:
@@ -291,7 +292,7 @@ def _first_error(form) -> str:
 )
 @login_required
 def section_field(section_id: int, name: str):
-    section = svc.section_for_owner(section_id, _me())
+    section = access.section_for_owner(section_id, _me())
     key = f"section-{section_id}-{name}"
     form = SECTION_FIELD_FORMS[name](prefix=f"section-{section_id}-edit")
     if request.method == "GET":
@@ -325,7 +326,7 @@ def section_field(section_id: int, name: str):
 @bp.post("/teach/sections/<int:section_id>/collapse")
 @login_required
 def collapse_section(section_id: int):
-    section = svc.section_for_owner(section_id, _me())
+    section = access.section_for_owner(section_id, _me())
     collapsed = request.form.get("collapsed") == "1"
     svc.set_collapsed(section, _me(), collapsed)
     key = f"section-{section_id}"
@@ -344,7 +345,7 @@ def collapse_section(section_id: int):
 @bp.post("/teach/sections/<int:section_id>/move")
 @login_required
 def move_section(section_id: int):
-    section = svc.section_for_owner(section_id, _me())
+    section = access.section_for_owner(section_id, _me())
     direction = request.form.get("direction", "")
     try:
         svc.move_section(section, _me(), direction)
@@ -356,7 +357,7 @@ def move_section(section_id: int):
 @bp.post("/teach/sections/<int:section_id>/delete")
 @login_required
 def delete_section(section_id: int):
-    section = svc.section_for_owner(section_id, _me())
+    section = access.section_for_owner(section_id, _me())
     course, title = section.course, section.title
     svc.delete_section(section, _me())
     return _outline_done(course, f"Deleted the section “{title}”.", focus="add-section")
@@ -368,7 +369,7 @@ def delete_section(section_id: int):
 @bp.post("/teach/sections/<int:section_id>/blocks")
 @login_required
 def add_block(section_id: int):
-    section = svc.section_for_owner(section_id, _me())
+    section = access.section_for_owner(section_id, _me())
     course = section.course
     form = NewBlockForm(prefix=f"new-block-{section_id}")
     if form.validate_on_submit():
@@ -406,7 +407,7 @@ def _block_fragment(block, status=200, message=None, form=None):
 @login_required
 def block(block_id: int):
     """A block's inline editor: GET ?edit=1 the form, GET the summary, POST saves."""
-    block = svc.block_for_owner(block_id, _me())
+    block = access.block_for_owner(block_id, _me())
     key = f"block-{block_id}"
     form = BlockForm(prefix=key)
     course_id = block.section.course_id
@@ -438,7 +439,7 @@ def block(block_id: int):
 @login_required
 def move_block(block_id: int):
     """Up/Down (``direction``) or to the end of another section (``section_id``)."""
-    block = svc.block_for_owner(block_id, _me())
+    block = access.block_for_owner(block_id, _me())
     course = block.section.course
     key = f"block-{block_id}"
     if request.method == "GET":  # the "Move to section" chooser
@@ -464,7 +465,7 @@ def move_block(block_id: int):
 @bp.post("/teach/blocks/<int:block_id>/delete")
 @login_required
 def delete_block(block_id: int):
-    block = svc.block_for_owner(block_id, _me())
+    block = access.block_for_owner(block_id, _me())
     course, title, section_id = block.section.course, block.title, block.section_id
     svc.delete_block(block, _me())
     return _outline_done(course, f"Deleted the block “{title}”.", focus=f"collapse-{section_id}")

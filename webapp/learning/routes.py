@@ -12,7 +12,7 @@ from ..errors import render_error
 from ..extensions import db
 from ..guards import student_required
 from ..markdown import render_markdown
-from ..services import Conflict, Invalid
+from ..services import Conflict, Invalid, access
 from ..services import learning as service
 from . import bp
 from .forms import CompleteForm, WorkForm
@@ -21,7 +21,7 @@ RESULTS_ID = "catalogue-results"
 COMPLETION_ID = "completion"
 
 
-@bp.errorhandler(service.NotEnrolled)
+@bp.errorhandler(access.NotEnrolled)
 def _not_enrolled(exc):
     db.session.rollback()
     return render_error(404, exc.message)
@@ -37,18 +37,14 @@ def catalogue():
     result = service.catalogue(
         request.args.get("q", ""), request.args.get("page", 1, type=int), current_user
     )
-    html = htmx.page_or_fragment(
-        "learning/catalogue.html",
+    return htmx.answer(
         "learning/partials/catalogue_results.html",
-        (RESULTS_ID,),
+        page="learning/catalogue.html",
+        ids=(RESULTS_ID,),
+        message=f"{result.total} course{'' if result.total == 1 else 's'} found",
         result=result,
-        focus_results=request.headers.get("HX-Trigger") in ("page-prev", "page-next"),
+        focus_results=htmx.targets("page-prev", "page-next"),
     )
-    response = make_response(html)
-    if htmx.targets(RESULTS_ID):
-        found = f"{result.total} course{'' if result.total == 1 else 's'} found"
-        _announce(response, found)
-    return response
 
 
 @bp.get("/courses/<int:course_id>")
@@ -99,7 +95,7 @@ def _work_form(view, formdata=None):
 def block(course_id: int, block_id: int):
     try:
         view = service.visit_block(course_id, block_id, current_user)
-    except service.NotEnrolled as exc:
+    except access.NotEnrolled as exc:
         flash(exc.message, "info")
         return redirect(url_for("learning.course", course_id=course_id), code=303)
     editing = request.args.get("edit") == "1" and view.completion is not None
@@ -137,7 +133,7 @@ def _after_change(course_id, block_id, view, message, form=None, status=200, not
 @bp.post("/courses/<int:course_id>/blocks/<int:block_id>/complete")
 @student_required
 def complete(course_id: int, block_id: int):
-    block = service.block_for_student(course_id, block_id, current_user)
+    _, block, _ = access.block_for_student(course_id, block_id, current_user)
     form = WorkForm() if block.is_gradable else CompleteForm()
     if not form.validate_on_submit():
         return _invalid(course_id, block_id, form)
@@ -151,7 +147,7 @@ def complete(course_id: int, block_id: int):
 @bp.post("/courses/<int:course_id>/blocks/<int:block_id>/completion")
 @student_required
 def edit_completion(course_id: int, block_id: int):
-    block = service.block_for_student(course_id, block_id, current_user)
+    _, block, _ = access.block_for_student(course_id, block_id, current_user)
     form = WorkForm() if block.is_gradable else CompleteForm()
     if block.is_gradable and not form.validate_on_submit():
         return _invalid(course_id, block_id, form)

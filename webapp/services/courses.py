@@ -22,104 +22,14 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotAllowed, NotFound, audit, id_or_404, insert
+from . import Conflict, Invalid, NotAllowed, NotFound, audit, insert
+from .access import manages, section_for_owner
+from .progress import sync_course_completion
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
 CONTENT_MAX = 100_000
 URL_MAX = 2000
-
-# --- guards ----------------------------------------------------------------------------------
-
-
-def _teacher_id(user: User | None) -> int | None:
-    """The id of ``user`` if they are a teacher now (roles are read per request), else None.
-
-    A teacher demoted to student keeps ``courses.user_id`` but loses every owner right.
-    """
-    if user is None or not getattr(user, "is_teacher", False):
-        return None
-    return user.id
-
-
-def owns(course: Course, user: User | None) -> bool:
-    """``user`` is the course's owner and still a teacher."""
-    teacher_id = _teacher_id(user)
-    return teacher_id is not None and course.user_id == teacher_id
-
-
-def manages(course: Course, user: User | None) -> bool:
-    """``user`` owns the course as a teacher, or is an admin."""
-    return owns(course, user) or bool(getattr(user, "is_admin", False))
-
-
-def course_for_owner(course_id: int, user: User) -> Course:
-    """The course if ``user`` is a teacher who owns it; NotFound otherwise (not yours looks
-    like missing)."""
-    course_id = id_or_404(course_id, "course")
-    if _teacher_id(user) is None:
-        raise NotFound("No such course.")
-    course = db.session.get(Course, course_id)
-    if course is None or not owns(course, user):
-        raise NotFound("No such course.")
-    return course
-
-
-def course_for_manager(course_id: int, user: User) -> Course:
-    """The course if ``user`` is a teacher who owns it, or an admin (view and delete)."""
-    course_id = id_or_404(course_id, "course")
-    course = db.session.get(Course, course_id)
-    if course is None or not manages(course, user):
-        raise NotFound("No such course.")
-    return course
-
-
-def course_for_viewer(course_id: int, user: User | None) -> Course:
-    """A published course for anyone; a draft only for its owner and admins."""
-    course_id = id_or_404(course_id, "course")
-    course = db.session.get(Course, course_id)
-    if course is None:
-        raise NotFound("No such course.")
-    if course.is_published:
-        return course
-    signed_in = user is not None and getattr(user, "is_authenticated", False)
-    if signed_in and manages(course, user):
-        return course
-    raise NotFound("No such course.")
-
-
-def section_for_owner(section_id: int, user: User) -> Section:
-    """The section if ``user`` owns its course; NotFound otherwise."""
-    section_id = id_or_404(section_id, "section")
-    teacher_id = _teacher_id(user)
-    if teacher_id is None:
-        raise NotFound("No such section.")
-    section = db.session.execute(
-        select(Section)
-        .join(Course, Section.course_id == Course.id)
-        .where(Section.id == section_id, Course.user_id == teacher_id)
-    ).scalar_one_or_none()
-    if section is None:
-        raise NotFound("No such section.")
-    return section
-
-
-def block_for_owner(block_id: int, user: User) -> ContentBlock:
-    """The content block if ``user`` owns its course; NotFound otherwise."""
-    block_id = id_or_404(block_id, "block")
-    teacher_id = _teacher_id(user)
-    if teacher_id is None:
-        raise NotFound("No such block.")
-    block = db.session.execute(
-        select(ContentBlock)
-        .join(Section, ContentBlock.section_id == Section.id)
-        .join(Course, Section.course_id == Course.id)
-        .where(ContentBlock.id == block_id, Course.user_id == teacher_id)
-    ).scalar_one_or_none()
-    if block is None:
-        raise NotFound("No such block.")
-    return block
-
 
 # --- checking values -------------------------------------------------------------------------
 
@@ -167,53 +77,6 @@ def _require_teacher(user: User) -> None:
 
 
 # --- reading ---------------------------------------------------------------------------------
-
-
-@dataclass
-class CourseSummary:
-    course: Course
-    sections: int = 0
-    blocks: int = 0
-    students: int = 0
-    to_grade: int = 0
-
-
-def teacher_dashboard(user: User) -> list[CourseSummary]:
-    """The user's courses with their counts, in five queries whatever their number."""
-    courses = (
-        db.session.execute(
-            select(Course).where(Course.user_id == user.id).order_by(Course.updated_at.desc())
-        )
-        .scalars()
-        .all()
-    )
-    rows = {c.id: CourseSummary(c) for c in courses}
-    if not rows:
-        return []
-    mine = select(Course.id).where(Course.user_id == user.id)
-    counts = {
-        "sections": select(Section.course_id, func.count(Section.id))
-        .where(Section.course_id.in_(mine))
-        .group_by(Section.course_id),
-        "blocks": select(Section.course_id, func.count(ContentBlock.id))
-        .join(ContentBlock, ContentBlock.section_id == Section.id)
-        .where(Section.course_id.in_(mine))
-        .group_by(Section.course_id),
-        "students": select(StudentCourse.course_id, func.count(StudentCourse.id))
-        .where(StudentCourse.course_id.in_(mine))
-        .group_by(StudentCourse.course_id),
-    }
-    for name, stmt in counts.items():
-        for course_id, n in db.session.execute(stmt):
-            setattr(rows[course_id], name, n)
-    # The grading queue's own count, so the dashboard and the queue always agree (only
-    # currently enrolled students' work counts). Imported here: grading imports this module.
-    from .grading import queue_counts
-
-    for course_id, n in queue_counts(user).items():
-        if course_id in rows:
-            rows[course_id].to_grade = n
-    return list(rows.values())
 
 
 @dataclass
@@ -354,13 +217,6 @@ def duplicate_course(course: Course, user: User) -> Course:
     return copy
 
 
-def _sync_completion(course_id: int) -> None:
-    # services.learning imports this module's guards, so it is imported at call time.
-    from .learning import sync_course_completion
-
-    sync_course_completion(course_id)
-
-
 def _touch(course_id: int) -> None:
     db.session.execute(update(Course).where(Course.id == course_id).values(updated_at=utcnow()))
 
@@ -442,7 +298,7 @@ def delete_section(section: Section, user: User) -> int:
     _lock(course_id)
     db.session.execute(delete(Section).where(Section.id == section.id))
     _renumber_sections(_section_ids(course_id))
-    _sync_completion(course_id)
+    sync_course_completion(course_id)
     _touch(course_id)
     db.session.commit()
     return course_id
@@ -518,7 +374,7 @@ def add_block(
     block = ContentBlock(section_id=section.id, position=position, **values)
     db.session.add(block)
     db.session.flush()
-    _sync_completion(section.course_id)
+    sync_course_completion(section.course_id)
     _touch(section.course_id)
     db.session.commit()
     return block
@@ -547,7 +403,7 @@ def delete_block(block: ContentBlock, user: User) -> int:
     _lock(course_id)
     db.session.execute(delete(ContentBlock).where(ContentBlock.id == block.id))
     _place_blocks(section_id, _block_ids(section_id))
-    _sync_completion(course_id)
+    sync_course_completion(course_id)
     _touch(course_id)
     db.session.commit()
     return course_id

@@ -31,7 +31,8 @@ from ..models import (
     utcnow,
 )
 from . import Conflict, Invalid, NotFound, id_or_404, insert
-from .learning import sync_course_completion
+from .access import completion_for_grader, student_for_teacher
+from .progress import percent, sync_course_completion
 
 PER_PAGE = 50
 QUEUE_LIST = 50
@@ -96,7 +97,7 @@ class RosterRow:
     def progress(self) -> int:
         if not self.total_blocks:
             return 0
-        return round(100 * self.completed_blocks / self.total_blocks)
+        return percent(self.completed_blocks, self.total_blocks)
 
 
 @dataclass
@@ -258,21 +259,9 @@ def remove_student(course: Course, student_id: int) -> User:
     return student
 
 
-def enrolled_student(course: Course, student_id: int) -> User:
-    student_id = id_or_404(student_id, "student")
-    student = db.session.scalar(
-        select(User)
-        .join(StudentCourse, StudentCourse.student_id == User.id)
-        .where(StudentCourse.course_id == course.id, User.id == student_id)
-    )
-    if student is None:
-        raise NotFound("That student is not enrolled in this course.")
-    return student
-
-
 def student_record(course: Course, student_id: int) -> tuple[User, list[tuple]]:
     """A student's full record: every block of the course with its completion (or None)."""
-    student = enrolled_student(course, student_id)
+    student = student_for_teacher(course, student_id)
     rows = db.session.execute(
         select(ContentBlock, CCB)
         .join(Section, ContentBlock.section_id == Section.id)
@@ -383,23 +372,6 @@ def neighbours(course_id: int, current: CompletedContentBlock | None) -> tuple[i
     return prev_id, next_id
 
 
-def submission(course: Course, completion_id: int) -> CompletedContentBlock:
-    """A completion of a gradable block of this course by an enrolled student; else NotFound."""
-    completion_id = id_or_404(completion_id, "submission")
-    row = db.session.execute(
-        _queue_select(CCB, ContentBlock, User)
-        .join(User, User.id == CCB.student_id)
-        .where(
-            CCB.id == completion_id,
-            Section.course_id == course.id,
-            ContentBlock.type.in_(GRADABLE),
-        )
-    ).first()
-    if row is None:
-        raise NotFound("No such submission.")
-    return row[0]
-
-
 def grader_of(completion: CompletedContentBlock) -> User | None:
     if completion.graded_by_id is None:
         return None
@@ -468,7 +440,7 @@ def grade(
         raise Invalid("A grade is a whole number from 0 to 100.", field="grade")
     if comment is not None and len(comment) > 5000:
         raise Invalid("At most 5000 characters.", field="comment")
-    completion = submission(course, completion_id)
+    completion = completion_for_grader(course, completion_id)
     updated_at, graded_at = _parse_version(version)
     values = {"grade": grade_value, "graded_at": utcnow(), "graded_by_id": grader.id}
     if comment is not None:
@@ -482,7 +454,7 @@ def grade(
     )
     if result.rowcount != 1:
         db.session.rollback()
-        raise StaleGrade(submission(course, completion_id))
+        raise StaleGrade(completion_for_grader(course, completion_id))
     db.session.refresh(completion)
     block = completion.block
     student = completion.student
@@ -515,7 +487,7 @@ def grade_and_advance(
     if not advance:
         return done, done
     next_id = neighbours(course.id, done)[1]
-    return done, submission(course, next_id) if next_id else None
+    return done, completion_for_grader(course, next_id) if next_id else None
 
 
 # --- the gradebook -----------------------------------------------------------------------------
@@ -625,7 +597,7 @@ def gradebook(course: Course, page: int = 1) -> Gradebook:
 
 
 def gradebook_cell(course: Course, completion_id: int) -> tuple[CompletedContentBlock, Cell]:
-    completion = submission(course, completion_id)
+    completion = completion_for_grader(course, completion_id)
     cell = Cell(
         completion.id, completion.grade, completion.changed_since_graded, version_of(completion)
     )

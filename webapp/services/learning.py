@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import load_only
 
 from ..extensions import db
@@ -18,55 +18,17 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotFound, id_or_404, insert
-from .courses import course_for_viewer
+from . import Conflict, Invalid, NotFound, insert
+from .access import (
+    block_for_student,
+    course_for_student,
+    course_for_viewer,
+    enrolment,
+    is_student,
+)
+from .progress import percent, sync_course_completion
 
 PER_PAGE = 20
-
-
-class NotEnrolled(NotFound):
-    """A published course's block asked for by a student who is not enrolled in it."""
-
-
-def sync_course_completion(course_id: int, student_id: int | None = None) -> None:
-    """Recompute ``StudentCourse.completed``/``completed_at`` for a course's enrolments.
-
-    A student has completed a course exactly when the course has blocks and every one of them
-    is completed by the student. Call it inside the transaction of every change that can move
-    it (a completion, an undo, a block added or deleted); it does not commit.
-    """
-    total = (
-        select(func.count(ContentBlock.id))
-        .join(Section, ContentBlock.section_id == Section.id)
-        .where(Section.course_id == course_id)
-        .scalar_subquery()
-    )
-    done = (
-        select(func.count(CompletedContentBlock.id))
-        .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
-        .join(Section, ContentBlock.section_id == Section.id)
-        .where(
-            Section.course_id == course_id,
-            CompletedContentBlock.student_id == StudentCourse.student_id,
-        )
-        .scalar_subquery()
-    )
-    is_complete = and_(total > 0, done == total)
-    stmt = (
-        update(StudentCourse)
-        .where(StudentCourse.course_id == course_id)
-        .values(
-            completed=is_complete,
-            completed_at=case(
-                (is_complete, func.coalesce(StudentCourse.completed_at, utcnow())),
-                else_=None,
-            ),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if student_id is not None:
-        stmt = stmt.where(StudentCourse.student_id == student_id)
-    db.session.execute(stmt)
 
 
 def _hold_structure(course_id: int) -> None:
@@ -79,7 +41,7 @@ def _hold_structure(course_id: int) -> None:
     not done. Taken before any other row, so it cannot deadlock with the teacher's delete.
     """
     db.session.execute(
-        select(Course.id).where(Course.id == course_id).with_for_update(key_share=True)
+        select(Course.id).where(Course.id == course_id).with_for_update(read=True, key_share=True)
     )
 
 
@@ -135,7 +97,7 @@ def catalogue(query: str, page: int, user: User | None, per_page: int = PER_PAGE
         .where(Section.course_id == Course.id)
         .scalar_subquery()
     )
-    student_id = user.id if _is_student(user) else None
+    student_id = user.id if is_student(user) else None
     enrolled = exists().where(
         StudentCourse.course_id == Course.id, StudentCourse.student_id == student_id
     )
@@ -153,10 +115,6 @@ def catalogue(query: str, page: int, user: User | None, per_page: int = PER_PAGE
         for course, teacher, n_sections, n_blocks, is_enrolled in db.session.execute(stmt)
     ]
     return CataloguePage(rows=rows, query=query, page=page, pages=pages, total=total)
-
-
-def _is_student(user) -> bool:
-    return user is not None and getattr(user, "is_authenticated", False) and user.is_student
 
 
 # --- outline and progress ------------------------------------------------------------------------
@@ -188,8 +146,7 @@ class Outline:
 
     @property
     def percent(self) -> int:
-        # Rounded down, so 100 % means every block is done.
-        return self.done * 100 // self.total if self.total else 0
+        return percent(self.done, self.total)
 
     def section_of(self, block_id: int) -> SectionOutline | None:
         for s in self.sections:
@@ -255,7 +212,7 @@ def load_outline(course: Course, student: User | None) -> Outline:
     for b in blocks:
         by_section[b.section_id].blocks.append(b)
     completed: set[int] = set()
-    if _is_student(student):
+    if is_student(student):
         completed = set(
             db.session.scalars(
                 select(CompletedContentBlock.content_block_id)
@@ -273,16 +230,6 @@ def load_outline(course: Course, student: User | None) -> Outline:
 
 
 # --- enrolment -----------------------------------------------------------------------------------
-
-
-def enrolment(course_id: int, student: User) -> StudentCourse | None:
-    if not _is_student(student):
-        return None
-    return db.session.scalar(
-        select(StudentCourse).where(
-            StudentCourse.course_id == course_id, StudentCourse.student_id == student.id
-        )
-    )
 
 
 @dataclass
@@ -315,16 +262,9 @@ def course_page(course_id: int, user: User | None) -> CourseView:
     return CourseView(course, load_outline(course, user), enrolment(course.id, user))
 
 
-def _published_for_student(course_id: int, student: User) -> Course:
-    course = course_for_viewer(course_id, student)
-    if not course.is_published or not _is_student(student):
-        raise NotFound("No such course.")
-    return course
-
-
 def enrol(course_id: int, student: User) -> None:
     """Enrol once, whatever the number of clicks; completions kept from before count again."""
-    course = _published_for_student(course_id, student)
+    course = course_for_student(course_id, student)
     _hold_structure(course.id)
     db.session.execute(
         insert(StudentCourse)
@@ -338,7 +278,7 @@ def enrol(course_id: int, student: User) -> None:
 def unenrol(course_id: int, student: User) -> None:
     """Leave a course; completions stay, so enrolling again brings the progress back."""
     course = course_for_viewer(course_id, student)
-    if _is_student(student):
+    if is_student(student):
         db.session.execute(
             delete(StudentCourse).where(
                 StudentCourse.course_id == course.id, StudentCourse.student_id == student.id
@@ -374,28 +314,6 @@ class BlockView:
         return self.outline.neighbours(self.block.id)
 
 
-def _block_for_student(course_id: int, block_id: int, student: User):
-    """The course, block and enrolment if ``student`` is enrolled; NotFound otherwise."""
-    course = _published_for_student(course_id, student)
-    block_id = id_or_404(block_id, "block")
-    block = db.session.scalar(
-        select(ContentBlock)
-        .join(Section, ContentBlock.section_id == Section.id)
-        .where(ContentBlock.id == block_id, Section.course_id == course.id)
-    )
-    if block is None:
-        raise NotFound("No such block.")
-    enrolled = enrolment(course.id, student)
-    if enrolled is None:
-        raise NotEnrolled("Enrol in this course to open its blocks.")
-    return course, block, enrolled
-
-
-def block_for_student(course_id: int, block_id: int, student: User) -> ContentBlock:
-    """The guard of a block's pages and forms: the block if ``student`` is enrolled."""
-    return _block_for_student(course_id, block_id, student)[1]
-
-
 def _completion(block_id: int, student_id: int) -> CompletedContentBlock | None:
     return db.session.scalar(
         select(CompletedContentBlock).where(
@@ -413,7 +331,7 @@ def _view(course, block, enrolled, student) -> BlockView:
 
 def visit_block(course_id: int, block_id: int, student: User) -> BlockView:
     """The block page's data; records the block as the student's last for resume."""
-    course, block, enrolled = _block_for_student(course_id, block_id, student)
+    course, block, enrolled = block_for_student(course_id, block_id, student)
     if enrolled.last_block_id != block.id:
         enrolled.last_block_id = block.id
         db.session.commit()
@@ -422,7 +340,7 @@ def visit_block(course_id: int, block_id: int, student: User) -> BlockView:
 
 def block_view(course_id: int, block_id: int, student: User) -> BlockView:
     """The block page's data without recording a visit (for fragments after a change)."""
-    course, block, enrolled = _block_for_student(course_id, block_id, student)
+    course, block, enrolled = block_for_student(course_id, block_id, student)
     return _view(course, block, enrolled, student)
 
 
@@ -447,7 +365,7 @@ def complete_block(
     course_id: int, block_id: int, student: User, url: str | None = None, remarks: str = ""
 ) -> BlockView:
     """Mark a block complete (once, however many requests); assignments and quizzes need a url."""
-    course, block, enrolled = _block_for_student(course_id, block_id, student)
+    course, block, enrolled = block_for_student(course_id, block_id, student)
     url, remarks = _clean_work(block, url, remarks)
     _hold_structure(course.id)
     now = utcnow()
@@ -474,7 +392,7 @@ def edit_completion(
     course_id: int, block_id: int, student: User, url: str | None, remarks: str
 ) -> BlockView:
     """Change the url and remarks of submitted work; never the grade or the grader's comment."""
-    course, block, enrolled = _block_for_student(course_id, block_id, student)
+    course, block, enrolled = block_for_student(course_id, block_id, student)
     done = _completion(block.id, student.id)
     if done is None:
         raise Conflict("This block is not marked complete.")
@@ -501,7 +419,7 @@ GRADED_UNDO = (
 
 def undo_completion(course_id: int, block_id: int, student: User) -> BlockView:
     """Take a completion back, unless a teacher has graded it."""
-    course, block, enrolled = _block_for_student(course_id, block_id, student)
+    course, block, enrolled = block_for_student(course_id, block_id, student)
     _hold_structure(course.id)
     # Only ungraded rows are deleted, so a grade given a moment ago is never lost.
     result = db.session.execute(
@@ -535,7 +453,7 @@ class MyCourse:
 
     @property
     def percent(self) -> int:
-        return self.done * 100 // self.total if self.total else 0
+        return percent(self.done, self.total)
 
 
 @dataclass

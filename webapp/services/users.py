@@ -29,6 +29,8 @@ from ..models import (
     utcnow,
 )
 from . import Conflict, DomainError, Invalid, NotAllowed, NotFound, accounts, audit, id_or_404
+from .access import user_for_admin
+from .progress import percent
 
 ROLES = tuple(str(r) for r in Role)
 STATUSES = ("active", "pending", "deactivated")
@@ -164,14 +166,6 @@ def search_users(f: UserFilter) -> UserPage:
         has_next=len(rows) > PAGE_SIZE and f.page < MAX_PAGE,
         truncated=len(rows) > PAGE_SIZE and f.page >= MAX_PAGE,
     )
-
-
-def user_for_admin(user_id) -> User:
-    """The user with this id (anything that is not a valid id: NotFound, a 404)."""
-    user = db.session.get(User, id_or_404(user_id, "user"))
-    if user is None:
-        raise NotFound("No such user.")
-    return user
 
 
 def _refusals_roll_back(action):
@@ -583,7 +577,7 @@ class Enrolment:
 
     @property
     def percent(self) -> int:
-        return round(100 * self.done / self.total) if self.total else 0
+        return percent(self.done, self.total)
 
 
 @dataclass

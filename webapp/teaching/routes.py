@@ -19,7 +19,7 @@ from flask_login import current_user, login_required
 
 from .. import htmx
 from ..extensions import limiter
-from ..services import Invalid, courses, grading
+from ..services import Invalid, access, grading
 from . import bp
 from .forms import CellForm, EnrolForm, GradeForm
 
@@ -56,7 +56,7 @@ enrol_limit = limiter.limit(
 
 def _course(course_id: int):
     """The one guard of every teaching URL: the course's owner, or 404."""
-    return courses.course_for_owner(course_id, current_user._get_current_object())
+    return access.course_for_owner(course_id, current_user._get_current_object())
 
 
 def _int_arg(name: str, default: int = 1) -> int:
@@ -96,8 +96,11 @@ def _roster_ctx(course, **extra):
 def roster(course_id: int):
     course = _course(course_id)
     ctx = _roster_ctx(course, form=EnrolForm(formdata=None))
-    return htmx.page_or_fragment(
-        "teaching/roster.html", "teaching/partials/roster_table.html", ("roster-table",), **ctx
+    return htmx.answer(
+        "teaching/partials/roster_table.html",
+        page="teaching/roster.html",
+        ids=("roster-table",),
+        **ctx,
     )
 
 
@@ -141,7 +144,7 @@ def remove(course_id: int, student_id: int):
         return render_template(
             "teaching/remove_confirm.html",
             course=course,
-            student=grading.enrolled_student(course, student_id),
+            student=access.student_for_teacher(course, student_id),
             tab="students",
         )
     student = grading.remove_student(course, student_id)
@@ -204,7 +207,7 @@ def _panel_ctx(course, completion, form=None, **extra):
 def grading_page(course_id: int):
     course = _course(course_id)
     first = grading.neighbours(course.id, None)[1]
-    completion = grading.submission(course, first) if first else None
+    completion = access.completion_for_grader(course, first) if first else None
     return render_template("teaching/grading.html", **_panel_ctx(course, completion))
 
 
@@ -212,11 +215,14 @@ def grading_page(course_id: int):
 @login_required
 def submission(course_id: int, completion_id: int):
     course = _course(course_id)
-    completion = grading.submission(course, completion_id)
+    completion = access.completion_for_grader(course, completion_id)
     fragment = htmx.targets("grading-panel")
     ctx = _panel_ctx(course, completion, focus="heading", oob=fragment)
-    return htmx.page_or_fragment(
-        "teaching/grading.html", "teaching/partials/grading_panel.html", ("grading-panel",), **ctx
+    return htmx.answer(
+        "teaching/partials/grading_panel.html",
+        page="teaching/grading.html",
+        ids=("grading-panel",),
+        **ctx,
     )
 
 
@@ -233,7 +239,7 @@ def grade(course_id: int, completion_id: int):
         return make_response(render_template(template, **ctx), status)
 
     if not form.validate():
-        return again(grading.submission(course, completion_id), 422)
+        return again(access.completion_for_grader(course, completion_id), 422)
     try:
         done, target = grading.grade_and_advance(
             course,
@@ -249,7 +255,7 @@ def grade(course_id: int, completion_id: int):
         return again(exc.completion, 409, conflict=exc.message)
     except Invalid as exc:
         form.grade.errors = [exc.message]
-        return again(grading.submission(course, completion_id), 422)
+        return again(access.completion_for_grader(course, completion_id), 422)
     message = f"Saved: {done.grade} for {done.student.name}"
     if not fragment:
         flash(message, "success")

@@ -1,0 +1,214 @@
+"""The access policy: every resource guard, and nothing else decides who may see or change what.
+
+Each guard takes an id from the request and the acting user and returns the row, or raises
+``NotFound`` (private objects that are not yours look missing: 404). Deny by default: a guard
+that cannot prove the right answers NotFound. Roles are read from the user row of this request,
+never from a token, so a teacher demoted to student loses every owner right at once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import (
+    GRADABLE_TYPES,
+    CompletedContentBlock,
+    ContentBlock,
+    Course,
+    Section,
+    StudentCourse,
+    User,
+)
+from . import NotFound, id_or_404
+
+
+class NotEnrolled(NotFound):
+    """A published course's block asked for by a student who is not enrolled in it."""
+
+
+# --- who the user is ---------------------------------------------------------------------------
+
+
+def is_student(user: User | None) -> bool:
+    return user is not None and getattr(user, "is_authenticated", False) and user.is_student
+
+
+def teacher_id(user: User | None) -> int | None:
+    """The id of ``user`` if they are a teacher now, else None."""
+    if user is None or not getattr(user, "is_teacher", False):
+        return None
+    return user.id
+
+
+def owns(course: Course, user: User | None) -> bool:
+    """``user`` is the course's owner and still a teacher."""
+    tid = teacher_id(user)
+    return tid is not None and course.user_id == tid
+
+
+def manages(course: Course, user: User | None) -> bool:
+    """``user`` owns the course as a teacher, or is an admin."""
+    return owns(course, user) or bool(getattr(user, "is_admin", False))
+
+
+# --- authoring ---------------------------------------------------------------------------------
+
+
+def course_for_owner(course_id, user: User) -> Course:
+    """The course if ``user`` is a teacher who owns it (edit, teach)."""
+    course_id = id_or_404(course_id, "course")
+    if teacher_id(user) is None:
+        raise NotFound("No such course.")
+    course = db.session.get(Course, course_id)
+    if course is None or not owns(course, user):
+        raise NotFound("No such course.")
+    return course
+
+
+def course_for_manager(course_id, user: User) -> Course:
+    """The course if ``user`` is a teacher who owns it, or an admin (view and delete)."""
+    course_id = id_or_404(course_id, "course")
+    course = db.session.get(Course, course_id)
+    if course is None or not manages(course, user):
+        raise NotFound("No such course.")
+    return course
+
+
+def course_for_viewer(course_id, user: User | None) -> Course:
+    """A published course for anyone; a draft only for its owner and admins."""
+    course_id = id_or_404(course_id, "course")
+    course = db.session.get(Course, course_id)
+    if course is None:
+        raise NotFound("No such course.")
+    if course.is_published:
+        return course
+    signed_in = user is not None and getattr(user, "is_authenticated", False)
+    if signed_in and manages(course, user):
+        return course
+    raise NotFound("No such course.")
+
+
+def section_for_owner(section_id, user: User) -> Section:
+    """The section if ``user`` owns its course."""
+    section_id = id_or_404(section_id, "section")
+    tid = teacher_id(user)
+    section = None
+    if tid is not None:
+        section = db.session.scalar(
+            select(Section)
+            .join(Course, Section.course_id == Course.id)
+            .where(Section.id == section_id, Course.user_id == tid)
+        )
+    if section is None:
+        raise NotFound("No such section.")
+    return section
+
+
+def block_for_owner(block_id, user: User) -> ContentBlock:
+    """The content block if ``user`` owns its course."""
+    block_id = id_or_404(block_id, "block")
+    tid = teacher_id(user)
+    block = None
+    if tid is not None:
+        block = db.session.scalar(
+            select(ContentBlock)
+            .join(Section, ContentBlock.section_id == Section.id)
+            .join(Course, Section.course_id == Course.id)
+            .where(ContentBlock.id == block_id, Course.user_id == tid)
+        )
+    if block is None:
+        raise NotFound("No such block.")
+    return block
+
+
+# --- learning ----------------------------------------------------------------------------------
+
+
+def enrolment(course_id: int, student: User | None) -> StudentCourse | None:
+    """The student's enrolment in the course, or None (and None for anyone not a student)."""
+    if not is_student(student):
+        return None
+    return db.session.scalar(
+        select(StudentCourse).where(
+            StudentCourse.course_id == course_id, StudentCourse.student_id == student.id
+        )
+    )
+
+
+def course_for_student(course_id, student: User) -> Course:
+    """A published course, for a student (enrol, leave, complete its blocks)."""
+    course = course_for_viewer(course_id, student)
+    if not course.is_published or not is_student(student):
+        raise NotFound("No such course.")
+    return course
+
+
+def block_for_student(course_id, block_id, student: User):
+    """``(course, block, enrolment)`` if ``student`` is enrolled in the block's published course.
+
+    A block of the course asked for by a student who is not enrolled: ``NotEnrolled``.
+    """
+    course = course_for_student(course_id, student)
+    block_id = id_or_404(block_id, "block")
+    block = db.session.scalar(
+        select(ContentBlock)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .where(ContentBlock.id == block_id, Section.course_id == course.id)
+    )
+    if block is None:
+        raise NotFound("No such block.")
+    enrolled = enrolment(course.id, student)
+    if enrolled is None:
+        raise NotEnrolled("Enrol in this course to open its blocks.")
+    return course, block, enrolled
+
+
+# --- teaching ----------------------------------------------------------------------------------
+
+
+def student_for_teacher(course: Course, student_id) -> User:
+    """A student enrolled in ``course`` (a course the caller got from ``course_for_owner``)."""
+    student_id = id_or_404(student_id, "student")
+    student = db.session.scalar(
+        select(User)
+        .join(StudentCourse, StudentCourse.student_id == User.id)
+        .where(StudentCourse.course_id == course.id, User.id == student_id)
+    )
+    if student is None:
+        raise NotFound("That student is not enrolled in this course.")
+    return student
+
+
+def completion_for_grader(course: Course, completion_id) -> CompletedContentBlock:
+    """Submitted work on a gradable block of ``course`` by a student enrolled in it."""
+    completion_id = id_or_404(completion_id, "submission")
+    completion = db.session.scalar(
+        select(CompletedContentBlock)
+        .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .join(
+            StudentCourse,
+            (StudentCourse.student_id == CompletedContentBlock.student_id)
+            & (StudentCourse.course_id == Section.course_id),
+        )
+        .where(
+            CompletedContentBlock.id == completion_id,
+            Section.course_id == course.id,
+            ContentBlock.type.in_([str(t) for t in GRADABLE_TYPES]),
+        )
+    )
+    if completion is None:
+        raise NotFound("No such submission.")
+    return completion
+
+
+# --- administration ----------------------------------------------------------------------------
+
+
+def user_for_admin(user_id) -> User:
+    """Any user, for an admin's pages and actions (the blueprint checks the admin role)."""
+    user = db.session.get(User, id_or_404(user_id, "user"))
+    if user is None:
+        raise NotFound("No such user.")
+    return user
