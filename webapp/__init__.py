@@ -11,7 +11,7 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
-from . import errors, htmx, sessions
+from . import errors, htmx, inputs, sessions
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .extensions import mail as mail_ext  # not `mail`: the submodule webapp.mail shadows it
 
@@ -137,6 +137,8 @@ def _hooks(app: Flask) -> None:
     def _request_id():
         g.request_id = secrets.token_hex(6)
 
+    app.before_request(inputs.refuse_nul)
+
     @app.context_processor
     def _template_globals():
         return {"request_id": getattr(g, "request_id", "-")}
@@ -155,11 +157,6 @@ def _hooks(app: Flask) -> None:
             h["Cache-Control"] = "no-store"
         response.vary.add("Cookie")
         return htmx.add_vary(response)
-
-    @app.teardown_appcontext
-    def _shutdown_session(exc):
-        if exc is not None:
-            db.session.rollback()
 
     # `current_user` in templates is Flask-Login's; keep a name for role checks.
     app.jinja_env.globals["current_user"] = current_user

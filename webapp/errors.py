@@ -9,9 +9,8 @@ import redis
 from flask import g, make_response, render_template
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from .extensions import db
 from .htmx import is_htmx
-from .services import Conflict, DomainError, Invalid, NotAllowed, NotFound
+from .services import Conflict, DomainError, Invalid, NotAllowed, NotFound, discard
 from .sessions import StoreUnavailable, mark_down
 
 log = logging.getLogger(__name__)
@@ -68,13 +67,13 @@ def register(app) -> None:
     def store_down(exc):
         log.error("session store unavailable: %s", exc)
         mark_down()  # the rate limits' Redis is the sessions' Redis: no second timeout
-        db.session.rollback()
+        discard()
         return render_error(503, retry_after=30)
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         # Fallback for domain errors a route did not turn into a form message itself.
-        db.session.rollback()
+        discard()
         code = {NotFound: 404, NotAllowed: 403, Conflict: 409, Invalid: 422}.get(type(exc), 400)
         return render_error(code, exc.message or None)
 
@@ -83,7 +82,7 @@ def register(app) -> None:
         if isinstance(exc, HTTPException):
             return http_error(exc)
         log.exception("unhandled error (request %s)", getattr(g, "request_id", "-"))
-        db.session.rollback()
+        discard()
         return render_error(500)
 
     app.register_error_handler(InternalServerError, server_error)

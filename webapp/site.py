@@ -40,7 +40,6 @@ def readyz():
         db.session.execute(text("SELECT 1"))
         checks["database"] = True
     except Exception:  # noqa: BLE001 - readiness reports, it does not explain
-        db.session.rollback()
         current_app.logger.warning("readyz: database unreachable")
     checks["sessions"] = store().ping()
     ok = all(checks.values())
