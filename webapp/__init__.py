@@ -10,9 +10,9 @@ from flask import Flask, abort, g, request
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import assets, errors, htmx, inputs, sessions
 from . import config as config_module
-from . import errors, htmx, inputs, sessions
-from .extensions import csrf, db, limiter, login_manager, migrate
+from .extensions import compress, csrf, db, limiter, login_manager, migrate
 from .extensions import mail as mail_ext  # not `mail`: the submodule webapp.mail shadows it
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +48,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         else {},
     )
     app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config.get("REDIS_PREFIX", "lectern:"))
+    # Brotli, else gzip (docs/performance.md: what is compressed, and why BREACH is not a risk).
+    app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
+    app.config.setdefault("COMPRESS_ALGORITHM_STREAMING", ["br", "deflate"])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]
@@ -57,12 +60,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
     mail_ext.init_app(app)
     csrf.init_app(app)
+    compress.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.request_loader(sessions.load_user)
     login_manager.unauthorized_handler(_unauthorized)
     app.extensions["lectern_session_store"] = sessions.make_store(app)
     _sqlite_pragmas(app)
+    assets.init_app(app)
 
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp

@@ -1,5 +1,6 @@
 """Flask extensions, created unbound; create_app() binds them."""
 
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_mail import Mail
@@ -34,4 +35,5 @@ migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()
 mail = Mail()
 csrf = CSRFProtect()
+compress = Compress()
 limiter = Limiter(key_func=client_ip, default_limits=[], headers_enabled=True)
