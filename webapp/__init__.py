@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 
-from flask import Flask, abort, g, request
+from flask import Flask, abort, before_render_template, g, request
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -165,3 +165,8 @@ def _hooks(app: Flask) -> None:
 
     # `current_user` in templates is Flask-Login's; keep a name for role checks.
     app.jinja_env.globals["current_user"] = current_user
+
+    @before_render_template.connect_via(app)
+    def _load_user_before_rendering(sender, template, context, **extra):
+        # The signed-in user is looked up before a page renders, never by the template itself.
+        current_user._get_current_object()

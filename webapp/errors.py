@@ -7,13 +7,17 @@ import time
 
 import redis
 from flask import g, make_response, render_template
+from flask_login import current_user
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from .extensions import login_manager
 from .htmx import is_htmx
 from .services import Conflict, DomainError, Invalid, NotAllowed, NotFound, discard
 from .sessions import StoreUnavailable, mark_down
 
 log = logging.getLogger(__name__)
+RETRY_SECONDS = 30  # Retry-After on every 503 (docs/security.md)
 
 MESSAGES = {
     400: ("Bad request", "The request could not be understood. Reload the page and try again."),
@@ -30,7 +34,18 @@ MESSAGES = {
 }
 
 
+def _resolve_user_safely() -> None:
+    """Load the signed-in user for the page's header now; if the database or the session store
+    is what failed, render the error page as for an anonymous visitor instead of failing again."""
+    try:
+        current_user._get_current_object()
+    except (SQLAlchemyError, redis.RedisError, StoreUnavailable):
+        discard()
+        g._login_user = login_manager.anonymous_user()
+
+
 def render_error(code: int, detail: str | None = None, retry_after: int | None = None):
+    _resolve_user_safely()
     title, message = MESSAGES.get(code, MESSAGES[500])
     ctx = {
         "code": code,
@@ -54,6 +69,8 @@ def register(app) -> None:
         retry = None
         if exc.code == 429:
             retry = _retry_seconds()
+        elif exc.code == 503:
+            retry = RETRY_SECONDS
         detail = None
         if exc.code in (400, 403) and exc.description and getattr(exc, "show_detail", False):
             detail = exc.description
@@ -68,7 +85,14 @@ def register(app) -> None:
         log.error("session store unavailable: %s", exc)
         mark_down()  # the rate limits' Redis is the sessions' Redis: no second timeout
         discard()
-        return render_error(503, retry_after=30)
+        return render_error(503, retry_after=RETRY_SECONDS)
+
+    @app.errorhandler(OperationalError)
+    def database_down(exc):
+        # The database cannot be reached (or a statement timed out): a clear 503, never a 500.
+        log.error("database unavailable (request %s): %s", getattr(g, "request_id", "-"), exc)
+        discard()
+        return render_error(503, retry_after=RETRY_SECONDS)
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):

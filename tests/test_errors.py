@@ -1,0 +1,48 @@
+"""Error pages when a server Lectern needs is down: the app's own 503, never a bare 500."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from webapp.extensions import db
+
+from .conftest import login_as
+
+
+def _refuse(*args, **kwargs):
+    raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+
+def _database_down(mp: pytest.MonkeyPatch) -> None:
+    """Every statement fails as it does when PostgreSQL is stopped."""
+    for name in ("execute", "get", "scalar", "scalars"):
+        mp.setattr(db.session, name, _refuse)
+
+
+@pytest.fixture
+def database_down(app, monkeypatch):
+    _database_down(monkeypatch)
+
+
+def _assert_503(response):
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert response.headers["X-Request-ID"]
+    assert "Content-Security-Policy" in response.headers
+    assert "Temporarily unavailable" in response.get_data(as_text=True)
+
+
+def test_a_public_page_answers_503_while_the_database_is_down(app, client, database_down):
+    _assert_503(client.get("/courses"))
+
+
+def test_a_signed_in_user_gets_the_503_page_not_a_bare_500(app, client, student):
+    login_as(client, student)
+    with pytest.MonkeyPatch.context() as mp:
+        _database_down(mp)
+        _assert_503(client.get("/learn"))
+        fragment = client.get("/learn", headers={"HX-Request": "true"})
+        _assert_503(fragment)
+        assert "<html" not in fragment.get_data(as_text=True).lower()
+    assert client.get("/learn").status_code == 200  # back at once, no restart
