@@ -210,7 +210,7 @@ def test_home_page_renders_shell(client):
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200
     assert 'class="skip-link"' in html and 'aria-live="polite"' in html
-    assert "/static/vendor/htmx-2.0.11.min.js" in html
+    assert "/static/vendor/htmx-2.0.11.min." in html
     assert '"selfRequestsOnly":true' in html and '"allowEval":false' in html
     assert '"historyCacheSize":0' in html and '"includeIndicatorStyles":false' in html
 
