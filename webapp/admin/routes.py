@@ -1,7 +1,7 @@
 """Administration of users: the users table, row and bulk actions, detail, deletion, audit log.
 
 Every view is behind ``admin_required`` (others: 404). Row actions answer an htmx request aimed
-at the row (``HX-Target: user-<id>``) with the row partial, and anything else with a 303.
+at the row (``HX-Target: user-<id>``) with the row partial, and anything else with a redirect.
 """
 
 from __future__ import annotations
@@ -66,26 +66,26 @@ def users():
 
 
 def _row_answer(user_id: int, run, message: str):
-    """The row with the outcome written in it (htmx aimed at the row), else a flash and a 303."""
+    """The row with the outcome written in it (htmx aimed at the row), else a flash and back."""
     back = _back(url_for("admin.users"))
     row_id = f"user-{user_id}"
     try:
         user = run()
     except (Conflict, Invalid, NotAllowed) as exc:
-        status, announced, category = 409, exc.message, "error"
+        user, status, announced, category = None, 409, exc.message, "error"
         ctx = {"error": exc.message, "owns_courses": isinstance(exc, act.OwnsCourses)}
     else:
         status, announced, category = 200, f"{user.email}: {message}", "success"
-        ctx = {"user": user, "note": message}
+        ctx = {"note": message}
     if not htmx.targets(row_id):
         flash(announced, category)
         return htmx.hx_redirect(back)
-    ctx.setdefault("user", access.user_for_admin(user_id))  # refused: the row as it stands
     return htmx.answer(
         "admin/partials/user_row.html",
         ids=(row_id,),
         status=status,
         message=announced,
+        user=user or access.user_for_admin(user_id),  # refused: the row as it stands now
         back=back,
         focus=True,
         **ctx,
@@ -131,6 +131,17 @@ def new_user():
     return htmx.answer(page="admin/new_user.html", status=422 if form.errors else 200, form=form)
 
 
+def _apply_bulk(action: str, selected: list) -> None:
+    """Apply a confirmed bulk action and flash what came of it."""
+    try:
+        count = act.bulk(current_user, [u.id for u in selected], action, client_ip())
+    except Conflict as exc:
+        flash(exc.message, "error")
+    else:
+        label = act.BULK_ACTIONS[action]
+        flash(f"{label}: {count} of {len(selected)} selected users changed.", "success")
+
+
 @bp.post("/admin/users/bulk")
 @admin_required
 def bulk():
@@ -138,13 +149,7 @@ def bulk():
     selected = svc.users_by_ids(request.form.getlist("user_ids"))
     back = _back(url_for("admin.users"))
     if form.validate() and selected and form.confirm.data == "yes":
-        try:
-            count = act.bulk(current_user, [u.id for u in selected], form.action.data, client_ip())
-        except Conflict as exc:
-            flash(exc.message, "error")
-        else:
-            label = act.BULK_ACTIONS[form.action.data]
-            flash(f"{label}: {count} of {len(selected)} selected users changed.", "success")
+        _apply_bulk(form.action.data, selected)
         return htmx.hx_redirect(back)
     error = None
     if not selected:
