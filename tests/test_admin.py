@@ -20,7 +20,7 @@ from webapp.models import (
     User,
     utcnow,
 )
-from webapp.services import access, accounts
+from webapp.services import Conflict, access, accounts, audit, user_actions
 from webapp.services import users as svc
 
 
@@ -436,8 +436,8 @@ def test_last_active_admin_counts_only_active_admins(app, admin_client, admin):
     # ... and then the remaining one is the last: a deactivated admin does not count
     resp = admin_client.post(f"/admin/users/{admin.id}/role", data={"role": "student"})
     assert resp.status_code == 303 and fresh(admin).role == "admin"
-    with pytest.raises(svc.Conflict):
-        svc.deactivate(admin, admin.id, "")
+    with pytest.raises(Conflict):
+        user_actions.deactivate(admin, admin.id, "")
     db.session.rollback()
 
 
@@ -467,7 +467,7 @@ def test_bulk_cannot_remove_every_admin_and_changes_nothing(admin_client, admin)
 def test_the_last_admin_rule_locks_the_admins_on_postgresql(app, admin, count_queries):
     other = make_user(Role.ADMIN)
     with count_queries() as q:
-        svc.change_role(admin, other.id, "teacher", "")
+        user_actions.change_role(admin, other.id, "teacher", "")
     locks = [s for s in q.statements if "FOR UPDATE" in s]
     if db.engine.dialect.name == "postgresql":
         assert locks, q.statements
@@ -762,15 +762,15 @@ def test_audit_log_lists_searches_filters_and_pages_by_id(admin_client, admin):
     admin_client.post(f"/admin/users/{student.id}/end-sessions")
     page = admin_client.get("/admin/audit")
     assert page.status_code == 200 and '<tbody id="audit-results">' in page.text
-    assert page.text.count("<tr>") == svc.AUDIT_PAGE_SIZE + 1  # + the head row
+    assert page.text.count("<tr>") == audit.PAGE_SIZE + 1  # + the head row
     assert "admin.sessions_ended" in page.text and admin.email in page.text
     assert '<option value="login.failure">' in page.text
-    log = svc.audit_log()
-    second = svc.audit_log(before=log.next_before)
+    log = audit.audit_log()
+    second = audit.audit_log(before=log.next_before)
     ids = [r.event.id for r in log.rows + second.rows]
     assert ids == sorted(ids, reverse=True) and len(set(ids)) == 100
     assert f"before={log.next_before}" in page.text
-    third = svc.audit_log(before=second.next_before)
+    third = audit.audit_log(before=second.next_before)
     assert len(third.rows) == 21 and third.next_before is None
 
     frag = admin_client.get("/admin/audit?action=login.failure", headers=hx("audit-results"))
@@ -778,9 +778,20 @@ def test_audit_log_lists_searches_filters_and_pages_by_id(admin_client, admin):
     assert "login.success" not in frag.text and 'hx-swap-oob="true"' in frag.text
     by_actor = admin_client.get(f"/admin/audit?q={admin.email}", headers=hx("audit-results"))
     assert by_actor.text.count("<tr>") == 1 and "admin.sessions_ended" in by_actor.text
-    by_target = svc.audit_log(q="WATCHED@")
-    assert len(by_target.rows) == svc.AUDIT_PAGE_SIZE
+    by_target = audit.audit_log(q="WATCHED@")
+    assert len(by_target.rows) == audit.PAGE_SIZE
     assert "No events match" in admin_client.get("/admin/audit?q=zzz").text
+
+
+def test_audit_pager_links_back_to_the_newest_events_from_older_pages(admin_client, admin):
+    student = make_user(Role.STUDENT)
+    _audit_rows(60, student, student)
+    first = admin_client.get("/admin/audit?q=a", headers=hx("audit-results"))
+    assert "Older events" in first.text and "Newest events" not in first.text
+    older = audit.audit_log(q="a").next_before
+    second = admin_client.get(f"/admin/audit?q=a&before={older}", headers=hx("audit-results"))
+    assert "No older events." in second.text
+    assert 'href="/admin/audit?q=a">Newest events</a>' in second.text
 
 
 def test_audit_never_holds_passwords_or_tokens(app, admin_client, admin):
@@ -790,7 +801,7 @@ def test_audit_never_holds_passwords_or_tokens(app, admin_client, admin):
     admin_client.post(f"/admin/users/{target.id}/sessions/end", data={"sid": sid})
     admin_client.post(f"/admin/users/{target.id}/role", data={"role": "teacher"})
     admin_client.post(f"/admin/users/{target.id}/deactivate")
-    event = svc.audit.record("x.test", password="hunter2", token="abc", note="kept")
+    event = audit.record("x.test", password="hunter2", token="abc", note="kept")
     assert event.details == {"note": "kept"}
     db.session.rollback()
     events_seen = list(db.session.scalars(select(AuditEvent)))
@@ -968,8 +979,8 @@ def test_bad_audit_cursor_answers_404(admin_client, bad):
 
 def test_course_deleted_by_an_admin_is_audited(app, admin, teacher):
     course = make_course(teacher, title="Biology")
-    assert svc.audit.course_deleted(course, teacher, "10.0.0.9") is None  # the owner's own
-    event = svc.audit.course_deleted(course, admin, "10.0.0.9")
+    assert audit.course_deleted(course, teacher, "10.0.0.9") is None  # the owner's own
+    event = audit.course_deleted(course, admin, "10.0.0.9")
     db.session.commit()
     assert (event.action, event.actor_id, event.target_user_id, event.ip) == (
         "admin.course_deleted",
@@ -979,4 +990,4 @@ def test_course_deleted_by_an_admin_is_audited(app, admin, teacher):
     )
     assert event.details == {"course_id": course.id, "title": "Biology"}
     assert actions() == ["admin.course_deleted"]
-    assert "admin.course_deleted" in svc.audit_actions()
+    assert "admin.course_deleted" in audit.audit_actions()

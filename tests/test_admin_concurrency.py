@@ -14,7 +14,7 @@ from tests.conftest import DATABASE_URL, make_user
 from webapp.extensions import db
 from webapp.models import Role, User
 from webapp.services import Conflict
-from webapp.services import users as svc
+from webapp.services import user_actions as svc
 
 pytestmark = pytest.mark.skipif(
     not DATABASE_URL.startswith("postgresql"),

@@ -5,7 +5,8 @@ from wtforms import EmailField, HiddenField, SearchField, SelectField, StringFie
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length
 
-from ..services.users import BULK_ACTIONS, ROLES, STATUSES
+from ..services.user_actions import BULK_ACTIONS
+from ..services.users import ROLES, STATUSES
 
 ROLE_CHOICES = [SelectChoice(r, r.title()) for r in ROLES]
 STATUS_LABELS = {"active": "Active", "pending": "Pending activation", "deactivated": "Deactivated"}

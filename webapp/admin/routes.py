@@ -1,14 +1,12 @@
 """Administration of users: the users table, row and bulk actions, detail, deletion, audit log.
 
 Every view is behind ``admin_required`` (others: 404). Row actions answer an htmx request aimed
-at the row (``HX-Target: user-<id>``) with the row partial, and anything else with a 303.
+at the row (``HX-Target: user-<id>``) with the row partial, and anything else with a redirect.
 """
 
 from __future__ import annotations
 
-import json
-
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, request, url_for
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
@@ -16,17 +14,19 @@ from .. import htmx
 from ..extensions import client_ip
 from ..guards import admin_required
 from ..services import Conflict, Invalid, NotAllowed, access
+from ..services import user_actions as act
 from ..services import users as svc
+from ..services.audit import audit_actions, audit_log
 from . import bp
 from .forms import AuditSearchForm, BulkForm, NewUserForm, RoleForm, TransferForm, UserSearchForm
 
 ROW_ACTIONS = {
-    "deactivate": (svc.deactivate, "Deactivated; their sessions have ended."),
-    "reactivate": (svc.reactivate, "Reactivated."),
-    "activate": (svc.activate, "Activated."),
-    "end-sessions": (svc.end_sessions, "All their sessions have ended."),
-    "send-reset": (svc.send_reset, "Password reset link sent."),
-    "send-activation": (svc.send_activation, "Activation link sent."),
+    "deactivate": (act.deactivate, "Deactivated; their sessions have ended."),
+    "reactivate": (act.reactivate, "Reactivated."),
+    "activate": (act.activate, "Activated."),
+    "end-sessions": (act.end_sessions, "All their sessions have ended."),
+    "send-reset": (act.send_reset, "Password reset link sent."),
+    "send-activation": (act.send_activation, "Activation link sent."),
 }
 
 
@@ -36,11 +36,6 @@ def _back(default: str) -> str:
     if target.startswith("/admin/") and "\\" not in target and "//" not in target:
         return target
     return default
-
-
-def _announce(resp, message: str):
-    resp.headers["HX-Trigger"] = json.dumps({"announce": message})
-    return resp
 
 
 def _filter_from_args() -> svc.UserFilter:
@@ -58,46 +53,43 @@ def _filter_from_args() -> svc.UserFilter:
 @bp.get("/admin/users")
 @admin_required
 def users():
-    listing = svc.search_users(_filter_from_args())
-    form = UserSearchForm(request.args)
     return htmx.answer(
         "admin/partials/user_search_response.html",
         page="admin/users.html",
         ids=("user-results",),
-        listing=listing,
-        form=form,
+        listing=svc.search_users(_filter_from_args()),
+        form=UserSearchForm(request.args),
         bulk_form=BulkForm(),
         role_form=RoleForm(),
         back=request.full_path.rstrip("?"),
     )
 
 
-def _row_response(user_id: int, run, message: str):
+def _row_answer(user_id: int, run, message: str):
+    """The row with the outcome written in it (htmx aimed at the row), else a flash and back."""
     back = _back(url_for("admin.users"))
     row_id = f"user-{user_id}"
     try:
         user = run()
     except (Conflict, Invalid, NotAllowed) as exc:
-        if htmx.targets(row_id):
-            user = access.user_for_admin(user_id)
-            html = render_template(
-                "admin/partials/user_row.html",
-                user=user,
-                error=exc.message,
-                owns_courses=isinstance(exc, svc.OwnsCourses),
-                back=back,
-                focus=True,
-            )
-            return _announce(make_response(html, 409), exc.message)
-        flash(exc.message, "error")
-        return redirect(back, code=303)
-    if htmx.targets(row_id):
-        html = render_template(
-            "admin/partials/user_row.html", user=user, note=message, back=back, focus=True
-        )
-        return _announce(make_response(html), f"{user.email}: {message}")
-    flash(f"{user.email}: {message}", "success")
-    return redirect(back, code=303)
+        user, status, announced, category = None, 409, exc.message, "error"
+        ctx = {"error": exc.message, "owns_courses": isinstance(exc, act.OwnsCourses)}
+    else:
+        status, announced, category = 200, f"{user.email}: {message}", "success"
+        ctx = {"note": message}
+    if not htmx.targets(row_id):
+        flash(announced, category)
+        return htmx.hx_redirect(back)
+    return htmx.answer(
+        "admin/partials/user_row.html",
+        ids=(row_id,),
+        status=status,
+        message=announced,
+        user=user or access.user_for_admin(user_id),  # refused: the row as it stands now
+        back=back,
+        focus=True,
+        **ctx,
+    )
 
 
 _ACTION_RULE = "<any(" + ", ".join(f"'{a}'" for a in ROW_ACTIONS) + "):action>"
@@ -107,7 +99,7 @@ _ACTION_RULE = "<any(" + ", ".join(f"'{a}'" for a in ROW_ACTIONS) + "):action>"
 @admin_required
 def user_action(user_id: int, action: str):
     run, message = ROW_ACTIONS[action]
-    return _row_response(user_id, lambda: run(current_user, user_id, client_ip()), message)
+    return _row_answer(user_id, lambda: run(current_user, user_id, client_ip()), message)
 
 
 @bp.post("/admin/users/<int:user_id>/role")
@@ -115,9 +107,9 @@ def user_action(user_id: int, action: str):
 def change_role(user_id: int):
     form = RoleForm()
     role = form.role.data if form.validate() else ""  # the service refuses an unknown role
-    return _row_response(
+    return _row_answer(
         user_id,
-        lambda: svc.change_role(current_user, user_id, role, client_ip()),
+        lambda: act.change_role(current_user, user_id, role, client_ip()),
         f"Role is now {role}.",
     )
 
@@ -128,16 +120,26 @@ def new_user():
     form = NewUserForm()
     if form.validate_on_submit():
         try:
-            user = svc.create_user(
+            user = act.create_user(
                 current_user, form.email.data, form.name.data, form.role.data, client_ip()
             )
         except Invalid as exc:
             getattr(form, exc.field or "email").errors.append(exc.message)
         else:
             flash(f"{user.email} was invited by email to set a password.", "success")
-            return redirect(url_for("admin.user_detail", user_id=user.id), code=303)
-    status = 422 if form.errors else 200
-    return render_template("admin/new_user.html", form=form), status
+            return htmx.hx_redirect(url_for("admin.user_detail", user_id=user.id))
+    return htmx.answer(page="admin/new_user.html", status=422 if form.errors else 200, form=form)
+
+
+def _apply_bulk(action: str, selected: list) -> None:
+    """Apply a confirmed bulk action and flash what came of it."""
+    try:
+        count = act.bulk(current_user, [u.id for u in selected], action, client_ip())
+    except Conflict as exc:
+        flash(exc.message, "error")
+    else:
+        label = act.BULK_ACTIONS[action]
+        flash(f"{label}: {count} of {len(selected)} selected users changed.", "success")
 
 
 @bp.post("/admin/users/bulk")
@@ -147,28 +149,23 @@ def bulk():
     selected = svc.users_by_ids(request.form.getlist("user_ids"))
     back = _back(url_for("admin.users"))
     if form.validate() and selected and form.confirm.data == "yes":
-        try:
-            count = svc.bulk(current_user, [u.id for u in selected], form.action.data, client_ip())
-        except Conflict as exc:
-            flash(exc.message, "error")
-        else:
-            label = svc.BULK_ACTIONS[form.action.data]
-            flash(f"{label}: {count} of {len(selected)} selected users changed.", "success")
-        return redirect(back, code=303)
+        _apply_bulk(form.action.data, selected)
+        return htmx.hx_redirect(back)
     error = None
     if not selected:
         error = "Select at least one user."
     elif not form.action.data:
         error = "Choose an action."
-    status = 422 if error else 200
-    label = svc.BULK_ACTIONS.get(form.action.data or "", "")
-    ctx = {"form": form, "selected": selected, "error": error, "back": back, "bulk_label": label}
     return htmx.answer(
         "admin/partials/bulk_confirm.html",
         page="admin/bulk_confirm.html",
         ids=("bulk-panel",),
-        status=status,
-        **ctx,
+        status=422 if error else 200,
+        form=form,
+        selected=selected,
+        error=error,
+        back=back,
+        bulk_label=act.BULK_ACTIONS.get(form.action.data or "", ""),
     )
 
 
@@ -176,8 +173,8 @@ def bulk():
 @admin_required
 def user_detail(user_id: int):
     overview = svc.user_overview(user_id)
-    return render_template(
-        "admin/user_detail.html",
+    return htmx.answer(
+        page="admin/user_detail.html",
         o=overview,
         user=overview.user,
         role_form=RoleForm(role=overview.user.role),
@@ -188,9 +185,9 @@ def user_detail(user_id: int):
 @bp.post("/admin/users/<int:user_id>/sessions/end")
 @admin_required
 def end_session(user_id: int):
-    svc.end_session(current_user, user_id, request.form.get("sid", ""), client_ip())
+    act.end_session(current_user, user_id, request.form.get("sid", ""), client_ip())
     flash("That session has ended.", "success")
-    return redirect(url_for("admin.user_detail", user_id=user_id), code=303)
+    return htmx.hx_redirect(url_for("admin.user_detail", user_id=user_id))
 
 
 @bp.route("/admin/users/<int:user_id>/delete", methods=["GET", "POST"])
@@ -198,12 +195,14 @@ def end_session(user_id: int):
 def delete_user(user_id: int):
     user = access.user_for_admin(user_id)
     if request.method == "POST":
-        email = svc.delete_user(current_user, user_id, client_ip())
+        email = act.delete_user(current_user, user_id, client_ip())
         flash(f"{email} was deleted.", "success")
-        return redirect(url_for("admin.users"), code=303)
-    impact = svc.deletion_impact(user)
-    return render_template(
-        "admin/delete_user.html", user=user, impact=impact, transfer_form=TransferForm()
+        return htmx.hx_redirect(url_for("admin.users"))
+    return htmx.answer(
+        page="admin/delete_user.html",
+        user=user,
+        impact=svc.deletion_impact(user),
+        transfer_form=TransferForm(),
     )
 
 
@@ -216,19 +215,21 @@ def transfer_courses(user_id: int):
     form = TransferForm()
     if request.method == "POST" and form.validate():
         try:
-            count = svc.transfer_courses(current_user, user_id, form.to_email.data, client_ip())
+            count = act.transfer_courses(current_user, user_id, form.to_email.data, client_ip())
         except Invalid as exc:
             form.to_email.errors.append(exc.message)
         else:
             to = form.to_email.data.strip().lower()
             flash(f"Transferred {count} course{'' if count == 1 else 's'} to {to}.", "success")
-            return redirect(_back(url_for("admin.delete_user", user_id=user_id)), code=303)
-    impact = svc.deletion_impact(user)
-    back = _back(url_for("admin.user_detail", user_id=user_id))
-    html = render_template(
-        "admin/transfer_courses.html", user=user, impact=impact, transfer_form=form, back=back
+            return htmx.hx_redirect(_back(url_for("admin.delete_user", user_id=user_id)))
+    return htmx.answer(
+        page="admin/transfer_courses.html",
+        status=422 if form.errors else 200,
+        user=user,
+        impact=svc.deletion_impact(user),
+        transfer_form=form,
+        back=_back(url_for("admin.user_detail", user_id=user_id)),
     )
-    return html, 422 if form.errors else 200
 
 
 @bp.get("/admin/audit")
@@ -236,9 +237,9 @@ def transfer_courses(user_id: int):
 def audit():
     form = AuditSearchForm(request.args)
     form.action.choices = [SelectChoice("", "Any action")] + [
-        SelectChoice(a) for a in svc.audit_actions()
+        SelectChoice(a) for a in audit_actions()
     ]
-    log = svc.audit_log(
+    log = audit_log(
         request.args.get("q", ""), request.args.get("action", ""), request.args.get("before")
     )
     return htmx.answer(
