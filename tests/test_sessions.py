@@ -16,7 +16,7 @@ from tests.conftest import PASSWORD, IsolatedClient, base_config, login_as, make
 from webapp import create_app, sessions
 from webapp.extensions import db
 from webapp.models import AuditEvent
-from webapp.services import accounts
+from webapp.services import accounts, unit_of_work
 
 
 @pytest.fixture(params=["redis", "sql"])
@@ -189,9 +189,32 @@ def test_role_is_read_from_the_database_every_request(app, store_kind):
 
 def test_epoch_bump_ends_every_session(app, store_kind, student):
     c = login(new_client(app), student)
-    accounts.end_all_sessions(student)
-    db.session.commit()
+    with unit_of_work():
+        accounts.end_all_sessions(student)
     assert sessions.store().list_for_user(student.id) == []
+    assert c.get("/account").status_code == 303
+
+
+def test_sessions_leave_the_store_once_and_only_after_the_commit(
+    app, store_kind, student, monkeypatch
+):
+    c = login(new_client(app), student)
+    store = sessions.store()
+    calls = []
+    real = store.delete_for_user
+    monkeypatch.setattr(
+        store, "delete_for_user", lambda *a, **kw: calls.append(a) or real(*a, **kw)
+    )
+    with pytest.raises(RuntimeError), unit_of_work():
+        accounts.end_all_sessions(student)
+        raise RuntimeError("refused after the bump")
+    assert calls == [] and c.get("/account").status_code == 200  # rolled back: nothing ended
+    db.session.refresh(student)
+    assert student.session_epoch == 0
+    with unit_of_work():
+        accounts.end_all_sessions(student)
+        assert calls == [] and len(store.list_for_user(student.id)) == 1  # not before the commit
+    assert calls == [(student.id,)]  # once, after the commit
     assert c.get("/account").status_code == 303
 
 

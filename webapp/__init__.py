@@ -11,7 +11,7 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
-from . import errors, htmx, sessions
+from . import errors, filters, htmx, sessions
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .extensions import mail as mail_ext  # not `mail`: the submodule webapp.mail shadows it
 
@@ -75,6 +75,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.register_blueprint(bp)
 
     errors.register(app)
+    filters.register(app)
     _hooks(app)
 
     from . import cli
@@ -110,7 +111,7 @@ def _unauthorized():
         abort(503)
     from flask import url_for
 
-    from .auth.routes import safe_next
+    from .urls import safe_next
 
     target = url_for("auth.login", next=safe_next(request.full_path.rstrip("?")))
     return htmx.hx_redirect(target)
