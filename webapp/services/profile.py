@@ -21,10 +21,15 @@ class WrongPassword(Invalid):
     """The password given to confirm an action is not the user's; the routes throttle these."""
 
 
+_NOT_YOURS = {
+    "password": "That is not your password.",
+    "current_password": "That is not your current password.",
+}
+
+
 def _require_password(user: User, password: str, field: str = "password") -> None:
     if not user.password_hash or not check_password_hash(user.password_hash, password or ""):
-        what = "your current password" if field == "current_password" else "your password"
-        raise WrongPassword(f"That is not {what}.", field)
+        raise WrongPassword(_NOT_YOURS[field], field)
 
 
 @unit_of_work()
