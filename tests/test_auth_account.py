@@ -12,7 +12,7 @@ from tests.test_auth import actions, insert_meanwhile, links, normalise
 from webapp import sessions, tokens
 from webapp.extensions import db
 from webapp.models import CompletedContentBlock, OutboxMessage, StudentCourse, User
-from webapp.services import accounts
+from webapp.services import accounts, profile
 
 NEW = "a completely new passphrase"
 
@@ -357,7 +357,7 @@ def test_confirm_email_change_service_turns_the_unique_violation_into_taken(
     token = _email_change_token(student, "contested@example.com")
     insert_meanwhile(monkeypatch, "contested@example.com", misses=None)
     with pytest.raises(tokens.TokenError) as caught:
-        accounts.confirm_email_change(token, "127.0.0.1")
+        profile.confirm_email_change(token, "127.0.0.1")
     assert caught.value.reason == "taken"
     db.session.refresh(student)
     assert student.email.startswith("student")

@@ -100,6 +100,40 @@ def test_sends_each_message_once_with_both_parts(app, smtp_server):
     assert all(r.sent_at and r.attempts == 1 and r.last_error == "" for r in rows().values())
 
 
+def test_a_sent_message_keeps_no_link_in_the_outbox(app, smtp_server):
+    """The reset link went out; the row keeps who, what and when, never the live link."""
+    from tests.conftest import make_user
+
+    server = smtp_server()
+    user = make_user(email="reset-me@example.com")
+    assert app.test_client().post("/password/forgot", data={"email": user.email}).status_code == 303
+    (row,) = rows().values()
+    assert "http://lectern.test/password/reset/" in row.text_body  # queued with its link
+    assert mail.deliver_pending() == (1, 0)
+    ((rcpts, _, msg),) = server.envelopes
+    assert rcpts == ["reset-me@example.com"]
+    assert "http://lectern.test/password/reset/" in msg.get_body(("plain",)).get_content()
+    assert "http://lectern.test/password/reset/" in msg.get_body(("html",)).get_content()
+    (row,) = rows().values()
+    assert (row.text_body, row.html_body) == ("", "")
+    assert row.recipient == "reset-me@example.com"
+    assert row.subject == "Reset your Lectern password"
+    assert row.created_at and row.sent_at and row.attempts == 1
+
+
+def test_a_row_not_sent_yet_keeps_its_bodies_for_the_next_attempt(app, smtp_server):
+    queue("ann@example.com")
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port(), MAIL_TIMEOUT=0.5)  # down
+    assert mail.deliver_pending() == (0, 1)
+    row = rows()["ann@example.com"]
+    assert row.text_body == "Dear ann@example.com\n" and row.html_body == "<p>ann@example.com</p>"
+    server = smtp_server()
+    make_due()
+    assert mail.deliver_pending() == (1, 0)
+    assert "Dear ann@example.com" in server.envelopes[0][2].get_body(("plain",)).get_content()
+    assert rows()["ann@example.com"].text_body == ""
+
+
 def test_any_exception_stays_with_its_row_and_the_batch_goes_on(app, smtp_server, monkeypatch):
     server = smtp_server()
     queue("first@example.com", "boom@example.com", "last@example.com")
@@ -278,4 +312,5 @@ def test_without_mail_server_each_message_and_its_links_are_printed(app, capsys)
     assert "To: printed@example.com" in out and "Subject: Reset your Lectern password" in out
     assert "http://lectern.test/password/reset/" in out  # the link, from BASE_URL
     (row,) = rows().values()
-    assert row.sent_at is not None  # kept in the outbox, marked done
+    assert row.sent_at is not None  # kept in the outbox, marked done, without its link
+    assert row.subject == "Reset your Lectern password" and row.text_body == ""

@@ -3,6 +3,7 @@ cookie flags, and failing closed when Redis is down."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from tests.conftest import PASSWORD, IsolatedClient, base_config, login_as, make
 from webapp import create_app, sessions
 from webapp.extensions import db
 from webapp.models import AuditEvent
-from webapp.services import accounts
+from webapp.services import accounts, unit_of_work
 
 
 @pytest.fixture(params=["redis", "sql"])
@@ -188,9 +189,32 @@ def test_role_is_read_from_the_database_every_request(app, store_kind):
 
 def test_epoch_bump_ends_every_session(app, store_kind, student):
     c = login(new_client(app), student)
-    accounts.end_all_sessions(student)
-    db.session.commit()
+    with unit_of_work():
+        accounts.end_all_sessions(student)
     assert sessions.store().list_for_user(student.id) == []
+    assert c.get("/account").status_code == 303
+
+
+def test_sessions_leave_the_store_once_and_only_after_the_commit(
+    app, store_kind, student, monkeypatch
+):
+    c = login(new_client(app), student)
+    store = sessions.store()
+    calls = []
+    real = store.delete_for_user
+    monkeypatch.setattr(
+        store, "delete_for_user", lambda *a, **kw: calls.append(a) or real(*a, **kw)
+    )
+    with pytest.raises(RuntimeError), unit_of_work():
+        accounts.end_all_sessions(student)
+        raise RuntimeError("refused after the bump")
+    assert calls == [] and c.get("/account").status_code == 200  # rolled back: nothing ended
+    db.session.refresh(student)
+    assert student.session_epoch == 0
+    with unit_of_work():
+        accounts.end_all_sessions(student)
+        assert calls == [] and len(store.list_for_user(student.id)) == 1  # not before the commit
+    assert calls == [(student.id,)]  # once, after the commit
     assert c.get("/account").status_code == 303
 
 
@@ -263,6 +287,28 @@ def test_idle_timeout_in_the_sql_store(app, student):
     db.session.execute(update(LiveSession).values(expires_at=utcnow()))
     db.session.commit()
     assert c.get("/account").status_code == 303
+
+
+def test_a_log_in_purges_expired_rows_of_the_sql_store(app, student):
+    """No worker cleans the SQL store: each log-in deletes the rows whose idle timeout ran out."""
+    from webapp.models import LiveSession, utcnow
+
+    app.extensions["lectern_session_store"] = sessions.SqlStore()
+    login(new_client(app), student)
+    live = login(new_client(app), student)
+    with live.session_transaction() as sess:
+        kept = sessions.verify(sess[sessions.AUTH_KEY])["jti"]
+    (expired,) = db.session.scalars(select(LiveSession.jti).where(LiveSession.jti != kept))
+    db.session.execute(
+        LiveSession.__table__.update()
+        .where(LiveSession.jti == expired)
+        .values(expires_at=utcnow() - dt.timedelta(seconds=1))
+    )
+    db.session.commit()
+    login(new_client(app), make_user())
+    jtis = set(db.session.scalars(select(LiveSession.jti)))
+    assert expired not in jtis and kept in jtis and len(jtis) == 2
+    assert live.get("/account").status_code == 200
 
 
 def test_tampered_token_is_refused(app, student):
@@ -396,3 +442,52 @@ def test_redis_down_fails_closed_quickly_and_public_pages_work(redis_down_app, s
     assert timed(c.post, "/login", data=data).status_code == 503  # with the old cookie too
     with fresh.session_transaction() as sess:
         assert sessions.AUTH_KEY not in sess
+
+
+# --- a session ended during one of its own requests stays ended ------------------------------
+
+
+class _EndedBetweenReadAndWrite:
+    """A Redis client on which the session key is deleted (as "end this session" or "log out
+    everywhere" in another request would) right after the store has read it."""
+
+    def __init__(self, client, key: str):
+        self._client = client
+        self._key = key
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def get(self, key):
+        raw = self._client.get(key)
+        if key == self._key:
+            self._client.delete(key)
+        return raw
+
+
+def test_a_session_ended_while_its_request_refreshes_it_stays_ended(app, student):
+    c = login(new_client(app), student)
+    (info,) = sessions.store().list_for_user(student.id)
+    store = app.extensions["lectern_session_store"]
+    real = store.r
+    store.r = _EndedBetweenReadAndWrite(real, f"lectern:sess:{info.jti}")
+    try:
+        assert c.get("/account").status_code == 303  # signed out, not revived
+    finally:
+        store.r = real
+    assert real.exists(f"lectern:sess:{info.jti}") == 0
+    assert sessions.store().list_for_user(student.id) == []
+    assert c.get("/account").status_code == 303
+
+
+def test_touch_refreshes_only_a_live_session_of_that_user(app, student):
+    store = sessions.store()
+    store.create("j1", student.id, 60, "127.0.0.1", "pytest")
+    r = app.extensions["lectern_redis"]
+    assert store.touch("j1", 3600, student.id + 1) is False  # not this user's
+    assert r.ttl("lectern:sess:j1") <= 60
+    assert store.touch("j1", 3600, student.id) is True
+    assert r.ttl("lectern:sess:j1") > 3000
+    r.delete("lectern:sess:j1")
+    assert store.touch("j1", 3600, student.id) is False
+    assert r.exists("lectern:sess:j1") == 0

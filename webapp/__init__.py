@@ -10,7 +10,7 @@ from flask import Flask, abort, before_render_template, g, request
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import assets, errors, htmx, inputs, sessions
+from . import assets, errors, filters, htmx, inputs, sessions
 from . import config as config_module
 from .extensions import compress, csrf, db, limiter, login_manager, migrate
 from .extensions import mail as mail_ext  # not `mail`: the submodule webapp.mail shadows it
@@ -80,6 +80,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.register_blueprint(bp)
 
     errors.register(app)
+    filters.register(app)
     _hooks(app)
 
     from . import cli
@@ -115,7 +116,7 @@ def _unauthorized():
         abort(503)
     from flask import url_for
 
-    from .auth.routes import safe_next
+    from .urls import safe_next
 
     target = url_for("auth.login", next=safe_next(request.full_path.rstrip("?")))
     return htmx.hx_redirect(target)

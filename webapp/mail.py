@@ -1,10 +1,11 @@
 """The outbox: queue_email() in the caller's transaction; delivery after commit, with retries.
 
 An SMTP outage never fails a user's request and never loses a message: rows stay in the outbox
-until they are sent, retried with backoff. Each message is claimed, sent and recorded in its own
-transaction, so one bad row never holds up or re-sends the others. After MAIL_MAX_ATTEMPTS
-failures (or at once, for an address the server cannot take) a row is given up: it stays in the
-table with ``last_error`` starting "gave up" and ``next_attempt_at`` = GAVE_UP.
+until they are sent, retried with backoff. A sent row keeps its recipient, subject and times and
+loses its bodies, so no live link stays in the table. Each message is claimed, sent and recorded
+in its own transaction, so one bad row never holds up or re-sends the others. After
+MAIL_MAX_ATTEMPTS failures (or at once, for an address the server cannot take) a row is given up:
+it stays in the table with ``last_error`` starting "gave up" and ``next_attempt_at`` = GAVE_UP.
 """
 
 from __future__ import annotations
@@ -134,6 +135,15 @@ def _record_failure(row: OutboxMessage, exc: Exception, max_attempts: int) -> No
     log.warning("outbox: message %s not sent (attempt %s): %s", row.id, row.attempts, error)
 
 
+def _mark_sent(row: OutboxMessage) -> None:
+    """Sent: keep who, what and when, but not the bodies, whose activation, reset, invitation
+    and email-change links would otherwise stay live in the table until they expire."""
+    row.sent_at = utcnow()
+    row.last_error = ""
+    row.text_body = ""
+    row.html_body = ""
+
+
 def deliver_pending(limit: int = 50) -> tuple[int, int]:
     """Send up to ``limit`` due messages; returns (sent, failed). Safe in several workers at once.
 
@@ -159,8 +169,7 @@ def deliver_pending(limit: int = 50) -> tuple[int, int]:
             _record_failure(row, exc, max_attempts)
         else:
             sent += 1
-            row.sent_at = utcnow()
-            row.last_error = ""
+            _mark_sent(row)
         try:
             db.session.commit()
         except SQLAlchemyError:

@@ -122,7 +122,11 @@ class RedisStore:
         self._call(run)
 
     def touch(self, jti: str, idle: int, user_id: int) -> bool:
-        """Refresh a live session's idle timeout; False if it is gone or not this user's."""
+        """Refresh a live session's idle timeout; False if it is gone or not this user's.
+
+        The write is ``SET … XX``: it only replaces a key that still exists, so a session ended
+        (deleted) by another request between this read and this write stays ended.
+        """
 
         def run():
             raw = self.r.get(self._key(jti))
@@ -132,8 +136,7 @@ class RedisStore:
             if record["user_id"] != user_id:
                 return False
             record["seen"] = utcnow().isoformat()
-            self.r.set(self._key(jti), json.dumps(record), ex=idle)
-            return True
+            return bool(self.r.set(self._key(jti), json.dumps(record), ex=idle, xx=True))
 
         return self._call(run)
 
@@ -216,7 +219,15 @@ class SqlStore:
             "ip": ip,
             "user_agent": user_agent,
         }
-        self._run(lambda c: c.execute(LiveSession.__table__.insert().values(**values)))
+        t = LiveSession.__table__
+
+        def run(conn):
+            # Housekeeping at log-in: expired rows go (the index on expires_at keeps it cheap),
+            # so the table holds the live sessions plus those expired since the last log-in.
+            conn.execute(delete(t).where(t.c.expires_at <= now))
+            conn.execute(t.insert().values(**values))
+
+        self._run(run)
 
     def touch(self, jti: str, idle: int, user_id: int) -> bool:
         now = utcnow()
@@ -258,10 +269,6 @@ class SqlStore:
         if keep:
             stmt = stmt.where(t.c.jti != keep)
         return self._run(lambda c: c.execute(stmt).rowcount)
-
-    def purge_expired(self) -> int:
-        t = LiveSession.__table__
-        return self._run(lambda c: c.execute(delete(t).where(t.c.expires_at <= utcnow())).rowcount)
 
     def ping(self) -> bool:
         return True

@@ -40,6 +40,19 @@ def password_digest(password_hash: str | None) -> str:
     return hmac.new(key, (password_hash or "").encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def same(given: object, expected: str) -> bool:
+    """Whether a secret (or a digest of one) matches, in constant time. ``given`` may come from
+    outside (a URL, a claim): anything that is not a string simply does not match."""
+    if not isinstance(given, str):
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def password_unchanged(claims: dict, password_hash: str | None) -> bool:
+    """Whether a link's ``pw`` claim is the digest of this password hash (constant time)."""
+    return same(claims.get("pw"), password_digest(password_hash))
+
+
 def make(purpose: str, **claims) -> str:
     return _serializer(purpose).dumps(claims)
 

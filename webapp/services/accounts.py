@@ -1,9 +1,11 @@
-"""Accounts: passwords, sign-up, activation, sign-in checks, resets, profile and sessions.
+"""Accounts: getting into Lectern. Addresses and the password policy, sign-up, activation,
+invitations, signing in, the forgotten password, and ending a user's sessions.
 
-Every function that changes something commits once (all or nothing) and records the security
-event in the audit log in the same transaction. Emails go through the outbox in that same
-transaction. Nothing here reveals whether an address is registered to someone who does not
-already control it.
+Every function that changes something is one unit of work (all or nothing) and records the
+security event in the audit log in the same transaction. Emails go through the outbox in that
+same transaction; live sessions leave the store only after the commit. Nothing here reveals
+whether an address is registered to someone who does not already control it. The signed-in
+account (name, password change, email change, deletion, the sessions page) is services/profile.py.
 """
 
 from __future__ import annotations
@@ -17,14 +19,13 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import sessions, tokens
 from ..extensions import db
 from ..mail import queue_email
 from ..models import Role, User, utcnow
-from . import Invalid, NotAllowed, NotFound, audit
+from . import Conflict, Invalid, after_commit, audit, insert, unit_of_work
 
 # Checked against when the email is unknown, so both paths cost one scrypt verification.
 _DUMMY_HASH = generate_password_hash("lectern-dummy-password-for-timing")
@@ -33,10 +34,6 @@ PASSWORD_MIN = 10
 PASSWORD_MAX = 256
 COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "common-passwords.txt"
 SELF_SERVICE_ROLES = (Role.STUDENT, Role.TEACHER)
-
-
-class WrongPassword(Invalid):
-    """The password given to confirm an action is not the user's; the routes throttle these."""
 
 
 # --- values --------------------------------------------------------------------------------
@@ -95,14 +92,26 @@ def find_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
-def _link(endpoint: str, **values) -> str:
+def link(endpoint: str, **values) -> str:
     """An absolute link built from BASE_URL, never from the request's Host header."""
     path = current_app.url_map.bind("lectern.invalid").build(endpoint, values)
     return current_app.config["BASE_URL"] + path
 
 
-def _hours(setting: str) -> int:
+def hours(setting: str) -> int:
     return max(1, current_app.config[setting] // 3600)
+
+
+def set_password(
+    user: User, password: str, field: str = "password", keep_jti: str | None = None
+) -> None:
+    """A new password under the policy (Invalid on ``field`` if not); every session of the
+    user but ``keep_jti`` ends. The caller's unit of work commits."""
+    problems = password_problems(password, user.email)
+    if problems:
+        raise Invalid(problems[0], field)
+    user.password_hash = hash_password(password)
+    end_all_sessions(user, keep_jti=keep_jti)
 
 
 # --- signing in ----------------------------------------------------------------------------
@@ -127,28 +136,28 @@ def authenticate(email: str, password: str) -> LoginResult:
     return LoginResult(user, "ok")
 
 
+@unit_of_work()
 def record_login(user: User, ip: str) -> None:
     user.last_login_at = utcnow()
     audit.record("login.success", actor=user, target=user, ip=ip)
-    db.session.commit()
 
 
+@unit_of_work()
 def record_login_failure(email: str, user: User | None, ip: str) -> None:
     audit.record("login.failure", target=user, ip=ip, email=normalise_email(email)[:254])
-    db.session.commit()
 
 
+@unit_of_work()
 def record_pending_login(user: User, ip: str) -> None:
     """A right password for a never-activated account: say so and send a fresh link."""
     audit.record("login.failure", target=user, ip=ip, email=user.email, reason="not activated")
     send_activation_email(user)
-    db.session.commit()
 
 
+@unit_of_work()
 def record_lockout(email: str, ip: str) -> None:
     user = find_by_email(email)
     audit.record("login.locked", target=user, ip=ip, email=normalise_email(email)[:254])
-    db.session.commit()
 
 
 # --- creating and activating accounts ------------------------------------------------------
@@ -189,8 +198,9 @@ def sign_up(name: str, email: str, password: str, role: str, ip: str) -> None:
     - active: its owner is told an account exists, with a reset link.
     - deactivated: nothing is sent.
 
-    Two sign-ups of one new address at once: the one that loses the insert is answered as a
-    sign-up for a pending address (its submission replaces the first).
+    Two sign-ups of one new address at once: the one whose insert finds the address taken
+    (``ON CONFLICT DO NOTHING``) is answered as a sign-up for a pending address (its submission
+    replaces the first).
     """
     if role not in SELF_SERVICE_ROLES:
         raise Invalid("Choose student or teacher.", "role")
@@ -199,32 +209,25 @@ def sign_up(name: str, email: str, password: str, role: str, ip: str) -> None:
     if problems:
         raise Invalid(problems[0], "password")
     password_hash = hash_password(password)  # paid on both paths, so timing tells nothing
-    name = name.strip()
-    existing = find_by_email(email)
-    if existing is None:
-        user = User(
-            email=email,
-            name=name,
-            password_hash=password_hash,
-            role=str(role),
-            is_active=False,
-            session_epoch=0,
-        )
-        db.session.add(user)
-        try:
-            db.session.flush()
-        except IntegrityError:  # the same address was inserted since find_by_email
-            db.session.rollback()
-            existing = find_by_email(email)
-            if existing is None:
-                raise
-        else:
-            audit.record("signup", actor=user, target=user, ip=ip, role=str(role))
-            send_activation_email(user)
-            db.session.commit()
-            return
-    _sign_up_existing(existing, name, password_hash, str(role), ip)
-    db.session.commit()
+    name, role = name.strip(), str(role)
+    with unit_of_work():
+        user = find_by_email(email)
+        if user is None:
+            new_id = db.session.scalar(
+                insert(User)
+                .values(email=email, name=name, password_hash=password_hash, role=role)
+                .on_conflict_do_nothing(index_elements=["email"])
+                .returning(User.id)
+            )
+            if new_id is not None:
+                user = db.session.get(User, new_id)
+                audit.record("signup", actor=user, target=user, ip=ip, role=role)
+                send_activation_email(user)
+                return
+            user = find_by_email(email)  # inserted by someone else since the first look
+            if user is None:  # and deleted again: vanishingly rare, ask for another try
+                raise Conflict("Please send the form again.", "email")
+        _sign_up_existing(user, name, password_hash, role, ip)
 
 
 def _sign_up_existing(user: User, name: str, password_hash: str, role: str, ip: str) -> None:
@@ -245,9 +248,15 @@ def _sign_up_existing(user: User, name: str, password_hash: str, role: str, ip: 
             "account_exists",
             user=user,
             reset_url=_reset_link(user),
-            login_url=_link("auth.login"),
-            hours=_hours("RESET_MAX_SECONDS"),
+            login_url=link("auth.login"),
+            hours=hours("RESET_MAX_SECONDS"),
         )
+
+
+def _bound_link(purpose: str, user: User, endpoint: str) -> str:
+    """A link naming the user and the address, bound to the current password hash."""
+    pw = tokens.password_digest(user.password_hash)
+    return link(endpoint, token=tokens.make(purpose, uid=user.id, email=user.email, pw=pw))
 
 
 def send_activation_email(user: User) -> None:
@@ -256,113 +265,91 @@ def send_activation_email(user: User) -> None:
     The link names the address and carries a digest of the password hash: it dies when a later
     sign-up replaces the password, and once the account is active.
     """
-    token = tokens.make(
-        "activate", uid=user.id, email=user.email, pw=tokens.password_digest(user.password_hash)
-    )
-    queue_email(
-        user.email,
-        "activation",
-        user=user,
-        url=_link("auth.activate", token=token),
-        hours=_hours("ACTIVATION_MAX_SECONDS"),
-    )
+    url = _bound_link("activate", user, "auth.activate")
+    hrs = hours("ACTIVATION_MAX_SECONDS")
+    queue_email(user.email, "activation", user=user, url=url, hours=hrs)
 
 
 def send_invitation_email(user: User) -> None:
     """Queue an invitation to set a password (purpose "invite"); the caller commits."""
-    token = tokens.make(
-        "invite", uid=user.id, email=user.email, pw=tokens.password_digest(user.password_hash)
-    )
-    queue_email(
-        user.email,
-        "invitation",
-        user=user,
-        url=_link("auth.accept_invite", token=token),
-        hours=_hours("ACTIVATION_MAX_SECONDS"),
-    )
+    url = _bound_link("invite", user, "auth.accept_invite")
+    hrs = hours("ACTIVATION_MAX_SECONDS")
+    queue_email(user.email, "invitation", user=user, url=url, hours=hrs)
 
 
 def _reset_link(user: User) -> str:
     token = tokens.make("reset", uid=user.id, pw=tokens.password_digest(user.password_hash))
-    return _link("auth.reset_password_token", token=token)
+    return link("auth.reset_password_token", token=token)
 
 
 def send_password_reset_email(user: User) -> None:
     """Queue the reset link (valid RESET_MAX_SECONDS, once); the caller commits."""
-    queue_email(
-        user.email,
-        "reset",
-        user=user,
-        url=_reset_link(user),
-        hours=_hours("RESET_MAX_SECONDS"),
-    )
+    url, hrs = _reset_link(user), hours("RESET_MAX_SECONDS")
+    queue_email(user.email, "reset", user=user, url=url, hours=hrs)
+
+
+def _link_user(purpose: str, token: str, *, named: bool) -> tuple[User, dict]:
+    """The user a link of ``purpose`` is for (its address too when ``named``), and its claims;
+    TokenError "invalid" for a link that names no such user."""
+    claims = tokens.read(purpose, token)
+    user = db.session.get(User, claims.get("uid"))
+    if user is None or (named and user.email != claims.get("email")):
+        raise tokens.TokenError("invalid")
+    return user, claims
 
 
 def activation_user(token: str) -> User:
     """The pending user an activation link is for, changing nothing; TokenError when the link
     is expired, tampered, used, or its password was replaced by a later sign-up."""
-    claims = tokens.read("activate", token)
-    user = db.session.get(User, claims.get("uid"))
-    if user is None or user.email != claims.get("email"):
-        raise tokens.TokenError("invalid")
+    user, claims = _link_user("activate", token, named=True)
     if user.activated_at is not None or not user.password_hash:
         raise tokens.TokenError("used")
-    if not hmac.compare_digest(
-        str(claims.get("pw", "")), tokens.password_digest(user.password_hash)
-    ):
+    if not tokens.password_unchanged(claims, user.password_hash):
         raise tokens.TokenError("used")
     return user
 
 
+@unit_of_work()
 def activate(token: str, ip: str) -> User:
     """Activate the account named by an activation link; TokenError when it is not valid."""
     user = activation_user(token)
     user.is_active = True
     user.activated_at = utcnow()
     audit.record("account.activated", actor=user, target=user, ip=ip)
-    db.session.commit()
     return user
 
 
+@unit_of_work()
 def resend_activation(email: str) -> None:
     """Send a fresh activation link if this is a pending account; silent otherwise."""
     user = find_by_email(email)
     if user is not None and user.activated_at is None and user.password_hash:
         send_activation_email(user)
-        db.session.commit()
 
 
 def invited_user(token: str) -> User:
     """The user an invitation link is for; TokenError once used, expired or tampered."""
-    claims = tokens.read("invite", token)
-    user = db.session.get(User, claims.get("uid"))
-    if user is None or user.email != claims.get("email"):
-        raise tokens.TokenError("invalid")
-    if user.activated_at is not None or claims.get("pw") != tokens.password_digest(
-        user.password_hash
-    ):
+    user, claims = _link_user("invite", token, named=True)
+    if user.activated_at is not None or not tokens.password_unchanged(claims, user.password_hash):
         raise tokens.TokenError("used")
     return user
 
 
+@unit_of_work()
 def accept_invitation(token: str, password: str, ip: str) -> User:
     user = invited_user(token)
-    problems = password_problems(password, user.email)
-    if problems:
-        raise Invalid(problems[0], "password")
-    user.password_hash = hash_password(password)
+    set_password(user, password)
     user.is_active = True
     user.activated_at = utcnow()
-    end_all_sessions(user)
     audit.record("account.activated", actor=user, target=user, ip=ip, invited=True)
     audit.record("password.reset", actor=user, target=user, ip=ip)
-    db.session.commit()
     return user
 
 
-# --- passwords -----------------------------------------------------------------------------
+# --- the forgotten password ----------------------------------------------------------------
 
 
+@unit_of_work()
 def request_password_reset(email: str, ip: str) -> None:
     """Email a reset link to an active account (an activation link to a pending one)."""
     user = find_by_email(email)
@@ -372,143 +359,40 @@ def request_password_reset(email: str, ip: str) -> None:
         send_password_reset_email(user)
     elif user.activated_at is None:
         send_activation_email(user)
-    else:
-        return  # deactivated by an admin: nothing to send
-    db.session.commit()
+    # else: deactivated by an admin, nothing to send
 
 
 def reset_user(token: str) -> User:
     """The user a reset link is for; TokenError once used, expired, tampered or deactivated."""
-    claims = tokens.read("reset", token)
-    user = db.session.get(User, claims.get("uid"))
-    if user is None or not user.is_active:
+    user, claims = _link_user("reset", token, named=False)
+    if not user.is_active:
         raise tokens.TokenError("invalid")
-    if claims.get("pw") != tokens.password_digest(user.password_hash):
+    if not tokens.password_unchanged(claims, user.password_hash):
         raise tokens.TokenError("used")
     return user
 
 
+@unit_of_work()
 def reset_password(token: str, password: str, ip: str) -> User:
     """Set a new password from a reset link; every session of the user ends."""
     user = reset_user(token)
-    problems = password_problems(password, user.email)
-    if problems:
-        raise Invalid(problems[0], "password")
-    user.password_hash = hash_password(password)
-    end_all_sessions(user)
+    set_password(user, password)
     audit.record("password.reset", actor=user, target=user, ip=ip)
-    queue_email(user.email, "password_changed", user=user, reset_url=_link("auth.forgot_password"))
-    db.session.commit()
+    queue_email(user.email, "password_changed", user=user, reset_url=link("auth.forgot_password"))
     return user
 
 
-def change_password(user: User, current: str, new: str, keep_jti: str | None, ip: str) -> None:
-    """Change the password (needs the current one); every other session ends."""
-    if not user.password_hash or not check_password_hash(user.password_hash, current or ""):
-        raise WrongPassword("That is not your current password.", "current_password")
-    problems = password_problems(new, user.email)
-    if problems:
-        raise Invalid(problems[0], "new_password")
-    user.password_hash = hash_password(new)
-    end_all_sessions(user, keep_jti=keep_jti)
-    audit.record("password.changed", actor=user, target=user, ip=ip)
-    queue_email(user.email, "password_changed", user=user, reset_url=_link("auth.forgot_password"))
-    db.session.commit()
-
-
-# --- profile -------------------------------------------------------------------------------
-
-
-def change_name(user: User, name: str) -> None:
-    name = (name or "").strip()
-    if not name or len(name) > 120:
-        raise Invalid("Enter a name of 1 to 120 characters.", "name")
-    user.name = name
-    db.session.commit()
-
-
-def _require_password(user: User, password: str) -> None:
-    if not user.password_hash or not check_password_hash(user.password_hash, password or ""):
-        raise WrongPassword("That is not your password.", "password")
-
-
-def record_password_lockout(user: User, ip: str) -> None:
-    """A signed-in user reached the limit of wrong passwords (change password/email, delete)."""
-    audit.record("password.locked", actor=user, target=user, ip=ip)
-    db.session.commit()
-
-
-def request_email_change(user: User, new_email: str, password: str, ip: str) -> None:
-    """Send a confirmation link to the new address. A taken address gets the same answer."""
-    _require_password(user, password)
-    new_email = check_email(new_email)
-    if new_email == user.email:
-        raise Invalid("That is already your email address.", "email")
-    if find_by_email(new_email) is None:
-        token = tokens.make("email-change", uid=user.id, old=user.email, new=new_email)
-        queue_email(
-            new_email,
-            "email_change",
-            user=user,
-            new_email=new_email,
-            url=_link("auth.confirm_email", token=token),
-            hours=_hours("EMAIL_CHANGE_MAX_SECONDS"),
-        )
-    audit.record("email.change_requested", actor=user, target=user, ip=ip)
-    db.session.commit()
-
-
-def email_change_request(token: str) -> tuple[User, str]:
-    """The user and new address of an email-change link, changing nothing; TokenError when the
-    link is expired, tampered, used (the address changed since) or the address is taken."""
-    claims = tokens.read("email-change", token)
-    user = db.session.get(User, claims.get("uid"))
-    if user is None or not user.is_active:
-        raise tokens.TokenError("invalid")
-    if user.email != claims.get("old"):
-        raise tokens.TokenError("used")
-    new_email = claims.get("new")
-    if not isinstance(new_email, str) or find_by_email(new_email) is not None:
-        raise tokens.TokenError("taken")
-    return user, new_email
-
-
-def confirm_email_change(token: str, ip: str) -> User:
-    """Apply an email change link; the old address is told. TokenError when not valid."""
-    user, new_email = email_change_request(token)
-    old_email = user.email
-    try:
-        user.email = new_email
-        audit.record("email.changed", actor=user, target=user, ip=ip, old=old_email, new=new_email)
-        queue_email(old_email, "email_changed", user=user, new_email=new_email)
-        db.session.commit()
-    except IntegrityError as exc:  # someone took the address since email_change_request
-        db.session.rollback()
-        raise tokens.TokenError("taken") from exc
-    return user
-
-
-def delete_account(user: User, password: str, ip: str) -> None:
-    """A student deletes their own account; enrolments and completions go with it."""
-    if not user.is_student:
-        raise NotAllowed("Only student accounts can be deleted here. Ask an administrator.")
-    _require_password(user, password)
-    user_id = user.id
-    sessions.store().delete_for_user(user_id)
-    audit.record("account.deleted", actor=None, target=None, ip=ip, user_id=user_id)
-    db.session.delete(user)
-    db.session.commit()
-
-
-# --- sessions ------------------------------------------------------------------------------
+# --- ending sessions -----------------------------------------------------------------------
 
 
 def end_all_sessions(user: User, keep_jti: str | None = None) -> None:
-    """Bump the epoch so every token issued before now stops working, and drop the user's live
-    sessions from the store (all but ``keep_jti``). The caller commits."""
+    """Bump the epoch so every token issued before now stops working, and, once the caller's
+    unit of work has committed, drop the user's live sessions from the store (all but
+    ``keep_jti``). Call it inside a ``unit_of_work()``: the store is left alone on a rollback."""
     user.session_epoch = (user.session_epoch or 0) + 1
     if user.id is not None:
-        sessions.store().delete_for_user(user.id, keep=keep_jti)
+        user_id = user.id
+        after_commit(lambda: sessions.store().delete_for_user(user_id, keep=keep_jti))
 
 
 def session_id(jti: str) -> str:
@@ -517,27 +401,9 @@ def session_id(jti: str) -> str:
     return hmac.new(key, f"sid:{jti}".encode(), hashlib.sha256).hexdigest()[:20]
 
 
-def list_sessions(user: User) -> list[sessions.SessionInfo]:
-    return sessions.store().list_for_user(user.id)
-
-
-def end_session(user: User, sid: str, current_jti: str | None, ip: str) -> None:
-    """End one of the user's own sessions (by its public handle); NotFound otherwise."""
-    for info in sessions.store().list_for_user(user.id):
-        if hmac.compare_digest(session_id(info.jti), sid or ""):
-            if info.jti == current_jti:
-                raise Invalid("Use “Log out” to end this session.")
-            sessions.store().delete(info.jti)
-            audit.record("session.ended", actor=user, target=user, ip=ip, session=sid)
-            db.session.commit()
-            return
-    raise NotFound("That session has already ended.")
-
-
-def end_other_sessions(user: User, current_jti: str | None, ip: str) -> int:
-    """Log out everywhere else; returns how many sessions ended."""
-    count = len([s for s in sessions.store().list_for_user(user.id) if s.jti != current_jti])
-    end_all_sessions(user, keep_jti=current_jti)
-    audit.record("sessions.ended_others", actor=user, target=user, ip=ip, count=count)
-    db.session.commit()
-    return count
+def find_session(user_id: int, sid: str) -> sessions.SessionInfo | None:
+    """The user's live session with this public handle (compared in constant time), or None."""
+    for info in sessions.store().list_for_user(user_id):
+        if tokens.same(sid, session_id(info.jti)):
+            return info
+    return None

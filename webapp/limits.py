@@ -1,0 +1,91 @@
+"""The rate limits of the account forms (Flask-Limiter; storage Redis, or memory without it).
+
+Each limit reads its setting when a request comes (the defaults below apply when it is not
+set); docs/security.md ("Throttling") says what each one is for. The IP is the socket's peer
+unless TRUSTED_PROXIES says how many X-Forwarded-For hops to believe (ProxyFix).
+"""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+from flask_login import current_user
+
+from .extensions import client_ip, limiter
+from .services import accounts, profile
+
+
+def _cfg(name: str, default: str):
+    return lambda: current_app.config.get(name, default)
+
+
+def _form_email() -> str:
+    return accounts.normalise_email(request.form.get("email", ""))[:254]
+
+
+def _new_email_key() -> str:
+    return "address:" + accounts.normalise_email(request.form.get("em-email", ""))[:254]
+
+
+def _user_key() -> str:
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return "anonymous:" + client_ip()  # login_required sends these away anyway
+
+
+def _failed(response) -> bool:
+    return response.status_code == 422
+
+
+def _lockout(request_limit) -> None:
+    accounts.record_lockout(_form_email(), client_ip())
+
+
+def count_wrong_password(exc: Exception) -> None:
+    """Count a service's refusal against ``password_check`` if it was a wrong password."""
+    g.wrong_password = isinstance(exc, profile.WrongPassword)
+
+
+def _wrong_password(response) -> bool:
+    return bool(g.get("wrong_password"))
+
+
+def _password_lockout(request_limit) -> None:
+    if current_user.is_authenticated:
+        profile.record_password_lockout(current_user, client_ip())
+
+
+# Log-in, per IP and per account; only failed attempts count.
+login_ip = limiter.limit(
+    _cfg("LOGIN_LIMIT_IP", "50 per 15 minutes"), methods=["POST"], deduct_when=_failed
+)
+login_account = limiter.limit(
+    _cfg("LOGIN_LIMIT_ACCOUNT", "10 per 15 minutes"),
+    key_func=lambda: "account:" + _form_email(),
+    methods=["POST"],
+    deduct_when=_failed,
+    on_breach=_lockout,
+)
+# Forms that send email: per IP, and per address so nobody can flood one inbox.
+email_ip = limiter.limit(_cfg("EMAIL_LIMIT_IP", "30 per hour"), methods=["POST"])
+email_address = limiter.limit(
+    _cfg("EMAIL_LIMIT_ADDRESS", "5 per hour"),
+    key_func=lambda: "address:" + _form_email(),
+    methods=["POST"],
+)
+# The change-email form sends email too: per IP, per signed-in user, per target address.
+email_user = limiter.limit(
+    _cfg("EMAIL_LIMIT_USER", "10 per hour"), key_func=_user_key, methods=["POST"]
+)
+new_email_address = limiter.limit(
+    _cfg("EMAIL_LIMIT_ADDRESS", "5 per hour"), key_func=_new_email_key, methods=["POST"]
+)
+# Wrong current passwords given by a signed-in user (change password, change email, delete
+# account), one count shared by the three forms: a stolen session gets no unlimited guesses.
+password_check = limiter.shared_limit(
+    _cfg("PASSWORD_CHECK_LIMIT", "10 per 15 minutes"),
+    scope="password-check",
+    key_func=_user_key,
+    methods=["POST"],
+    deduct_when=_wrong_password,
+    on_breach=_password_lockout,
+)
