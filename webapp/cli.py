@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from .extensions import db
 from .models import BlockType, ContentBlock, Course, Role, Section, User, utcnow
-from .services import Invalid, accounts
+from .services import Invalid, accounts, unit_of_work
 
 DEMO_PASSWORD = "lectern-demo-2026"  # noqa: S105 - development demo accounts only
 DEMO_USERS = [
@@ -126,17 +126,17 @@ def register(app) -> None:
         problems = accounts.password_problems(password, email)
         if problems:
             raise click.BadParameter(problems[0], param_hint="--password")
-        user = accounts.find_by_email(email)
-        if user is None:
-            user = accounts.create_user(email, name, password, Role.ADMIN, active=True)
-        else:
-            user.role = Role.ADMIN
-            user.password_hash = accounts.hash_password(password)
-            accounts.end_all_sessions(user)
-            user.is_active = True
-            # Activated now if it was pending: a pending account is one a sign-up may take over.
-            user.activated_at = user.activated_at or utcnow()
-        db.session.commit()
+        with unit_of_work():
+            user = accounts.find_by_email(email)
+            if user is None:
+                user = accounts.create_user(email, name, password, Role.ADMIN, active=True)
+            else:
+                user.role = Role.ADMIN
+                user.password_hash = accounts.hash_password(password)
+                accounts.end_all_sessions(user)
+                user.is_active = True
+                # Activated now if it was pending: a pending account is one a sign-up may take.
+                user.activated_at = user.activated_at or utcnow()
         click.echo(f"Admin {user.email} is ready.")
 
     @app.cli.command("seed-demo")
@@ -179,8 +179,9 @@ def _print_accounts() -> None:
         click.echo(f"  {role:8} {email:24} {name}")
 
 
+@unit_of_work()
 def seed(password: str) -> dict[str, User]:
-    """Create the demo users and courses; returns the users by email."""
+    """Create the demo users and courses, in one transaction; returns the users by email."""
     users = {
         email: accounts.create_user(email, name, password, role, active=True)
         for email, name, role in DEMO_USERS
@@ -205,7 +206,7 @@ def seed(password: str) -> dict[str, User]:
                         position=b_pos,
                     )
                 )
-    db.session.commit()
+    db.session.flush()
     _seed_progress(users)
     return users
 

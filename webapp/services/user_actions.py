@@ -91,17 +91,6 @@ def _ensure_admins_remain(removed_ids: set[int]) -> None:
         raise Conflict("This would leave Lectern without an active admin, so it was not done.")
 
 
-def _drop_sessions_after_commit(user_id: int) -> None:
-    """Remove the user's live sessions from the store once this unit of work has committed."""
-    after_commit(lambda: sessions.store().delete_for_user(user_id))
-
-
-def _end_sessions(user: User) -> None:
-    """Every session the user has stops working: the epoch now, the store after the commit."""
-    user.session_epoch = (user.session_epoch or 0) + 1
-    _drop_sessions_after_commit(user.id)
-
-
 # --- one user ------------------------------------------------------------------------------------
 
 
@@ -117,7 +106,7 @@ def change_role(actor: User, user_id: int, role: str, ip: str) -> User:
         _ensure_admins_remain({user.id})
     old = user.role
     user.role = role
-    _end_sessions(user)
+    accounts.end_all_sessions(user)
     audit.record("admin.role_changed", actor=actor, target=user, ip=ip, old=old, new=role)
     return user
 
@@ -132,7 +121,7 @@ def deactivate(actor: User, user_id: int, ip: str) -> User:
     user.is_active = False
     if user.activated_at is None:
         user.activated_at = utcnow()  # a deactivated account, not a pending one
-    _end_sessions(user)
+    accounts.end_all_sessions(user)
     audit.record("admin.deactivated", actor=actor, target=user, ip=ip)
     return user
 
@@ -161,7 +150,7 @@ def activate(actor: User, user_id: int, ip: str) -> User:
 @unit_of_work()
 def end_sessions(actor: User, user_id: int, ip: str) -> User:
     user = user_for_admin(user_id)
-    _end_sessions(user)
+    accounts.end_all_sessions(user)
     audit.record("admin.sessions_ended", actor=actor, target=user, ip=ip)
     return user
 
@@ -170,12 +159,10 @@ def end_sessions(actor: User, user_id: int, ip: str) -> User:
 def end_session(actor: User, user_id: int, sid: str, ip: str) -> User:
     """End one live session of the user, named by its public handle (never the jti)."""
     user = user_for_admin(user_id)
-    store = sessions.store()
-    live = {accounts.session_id(s.jti): s for s in store.list_for_user(user.id)}
-    if not sid or sid not in live:
+    ended = accounts.find_session(user.id, sid or "")
+    if ended is None:
         raise NotFound("That session has already ended.")
-    ended = live[sid]
-    after_commit(lambda: store.delete(ended.jti))
+    after_commit(lambda: sessions.store().delete(ended.jti))
     audit.record(
         "admin.session_ended",
         actor=actor,
@@ -241,7 +228,7 @@ def _bulk_deactivate(actor: User, users: list[User], ip: str) -> list[User]:
     for user in targets:
         user.is_active = False
         user.activated_at = user.activated_at or utcnow()
-        _end_sessions(user)
+        accounts.end_all_sessions(user)
         audit.record("admin.deactivated", actor=actor, target=user, ip=ip, bulk=True)
     return targets
 
@@ -262,7 +249,7 @@ def _bulk_role(actor: User, users: list[User], role: str, ip: str) -> list[User]
     _ensure_admins_remain({u.id for u in targets if u.role == Role.ADMIN})
     for user in targets:
         old, user.role = user.role, role
-        _end_sessions(user)
+        accounts.end_all_sessions(user)
         audit.record(
             "admin.role_changed", actor=actor, target=user, ip=ip, old=old, new=role, bulk=True
         )
@@ -323,7 +310,8 @@ def delete_user(actor: User, user_id: int, ip: str) -> str:
     )
     # Enrolments, completions, sessions and editor state go with the row (ON DELETE CASCADE);
     # a session store in Redis forgets them after the commit.
-    _drop_sessions_after_commit(user.id)
+    user_id = user.id
+    after_commit(lambda: sessions.store().delete_for_user(user_id))
     db.session.delete(user)
     return email
 
