@@ -336,7 +336,7 @@ def move_section(section: Section, direction: str) -> Section:
     return section
 
 
-@unit_of_work()
+@unit_of_work(missing="No such section.")  # deleted in another tab meanwhile
 def set_collapsed(section: Section, user: User, collapsed: bool) -> None:
     """Remember per user whether the section is folded away in the editor.
 
