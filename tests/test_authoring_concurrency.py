@@ -10,11 +10,8 @@ from sqlalchemy import select
 from tests.conftest import DATABASE_URL, login_as, make_course
 from tests.test_learning_concurrency import (  # noqa: F401 - config_overrides is a fixture
     config_overrides,
-    join_all,
-    posting_at_once,
+    race_with_deletion,
     room_for_everyone,
-    teacher_deleting,
-    wait_for_waiters,
 )
 from webapp.extensions import db
 from webapp.models import CollapsedSection, ContentBlock, Section
@@ -111,13 +108,7 @@ def test_block_changes_racing_the_deletion_of_their_section_are_not_found(app, t
     ]
     requests = [(teacher, url, data) for url, data in requests] * (N // len(requests))
 
-    with teacher_deleting(app, teacher, f"/teach/sections/{gone_id}/delete") as teacher_status:
-        threads, statuses = posting_at_once(app, requests)
-        waited = wait_for_waiters(threads, len(requests))
-    join_all(threads)
-
-    assert waited == len(requests)  # every request read its rows, then waited
-    assert teacher_status == [303]
+    statuses = race_with_deletion(app, teacher, f"/teach/sections/{gone_id}/delete", requests)
     assert statuses == [404] * len(requests)
     db.session.expire_all()
     sections = db.session.scalars(select(Section).where(Section.course_id == course_id)).all()

@@ -281,10 +281,18 @@ def posting_at_once(app, requests) -> tuple[list[threading.Thread], list[int]]:
     return threads, statuses
 
 
-def join_all(threads: list[threading.Thread]) -> None:
+def race_with_deletion(app, teacher, delete_url: str, requests) -> list[int]:
+    """The teacher's deletion held open while every ``(user, url, data)`` request reads its rows
+    and waits for the teacher's lock; then the deletion commits. Returns their statuses."""
+    with teacher_deleting(app, teacher, delete_url) as teacher_status:
+        threads, statuses = posting_at_once(app, requests)
+        waited = wait_for_waiters(threads, len(requests))
     for t in threads:
         t.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
+    assert waited == len(requests)  # every request read its rows, then waited for the teacher
+    assert teacher_status == [303]
+    return statuses
 
 
 @room_for_everyone
@@ -306,14 +314,10 @@ def test_mark_complete_racing_the_deletion_of_the_block_is_never_a_500(app, teac
         db.session.add(StudentCourse(student_id=s.id, course_id=course.id, completed=False))
     db.session.commit()
 
-    with teacher_deleting(app, teacher, f"/teach/blocks/{block_id}/delete") as teacher_status:
-        url = f"/courses/{course.id}/blocks/{block_id}/complete"
-        threads, statuses = posting_at_once(app, [(s, url, {}) for s in students])
-        waited = wait_for_waiters(threads, N)
-    join_all(threads)
-
-    assert waited == N  # every student read the block, then waited for the teacher
-    assert teacher_status == [303]
+    url = f"/courses/{course.id}/blocks/{block_id}/complete"
+    statuses = race_with_deletion(
+        app, teacher, f"/teach/blocks/{block_id}/delete", [(s, url, {}) for s in students]
+    )
     assert len(statuses) == N and set(statuses) <= {200, 303, 404}, statuses
     db.session.expire_all()
     assert db.session.get(ContentBlock, block_id) is None
@@ -333,14 +337,10 @@ def test_enrolment_racing_the_deletion_of_the_course_is_never_a_500(app, teacher
     course_id = course.id
     students = [make_user(Role.STUDENT) for _ in range(N)]
 
-    with teacher_deleting(app, teacher, f"/teach/courses/{course_id}/delete") as teacher_status:
-        url = f"/courses/{course_id}/enrol"
-        threads, statuses = posting_at_once(app, [(s, url, {}) for s in students])
-        waited = wait_for_waiters(threads, N)
-    join_all(threads)
-
-    assert waited == N  # every student read the course, then waited for the teacher
-    assert teacher_status == [303]
+    url = f"/courses/{course_id}/enrol"
+    statuses = race_with_deletion(
+        app, teacher, f"/teach/courses/{course_id}/delete", [(s, url, {}) for s in students]
+    )
     assert len(statuses) == N and set(statuses) <= {200, 303, 404}, statuses
     db.session.expire_all()
     assert db.session.get(Course, course_id) is None
