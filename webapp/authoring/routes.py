@@ -355,7 +355,7 @@ def add_block(section_id: int):
     )  # fmt: skip
 
 
-def _block_fragment(block, status=200, message=None, form=None):
+def _block_partial(block, status=200, message=None, form=None):
     course = block.section.course
     return htmx.answer(
         "authoring/partials/block.html", status=status, message=message,
@@ -377,8 +377,8 @@ def block(block_id: int):
             return redirect(_editor_url(course_id, key, edit=_edit_arg(key)))
         if "edit" in request.args:
             form.process(obj=block)
-            return _block_fragment(block, form=form)
-        return _block_fragment(block)
+            return _block_partial(block, form=form)
+        return _block_partial(block)
     if form.validate_on_submit():
         try:
             block_svc.update_block(
@@ -389,10 +389,10 @@ def block(block_id: int):
             _form_errors(form, exc)
     if form.errors:
         if htmx.targets(key):
-            return _block_fragment(block, 422, "Not saved: " + _first_error(form), form=form)
+            return _block_partial(block, 422, "Not saved: " + _first_error(form), form=form)
         return _editor_page(block.section.course, 422, edit=key, edit_form=form)
     if htmx.targets(key):
-        return _block_fragment(block, message="Saved")
+        return _block_partial(block, message="Saved")
     return htmx.hx_redirect(_editor_url(course_id, key))
 
 
