@@ -1,4 +1,4 @@
-"""Concurrent structural changes on PostgreSQL: positions stay dense and unique."""
+"""Concurrent structural changes on PostgreSQL: positions stay dense and unique, never a 500."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import DATABASE_URL, login_as, make_course
+from tests.test_learning_concurrency import (  # noqa: F401 - config_overrides is a fixture
+    config_overrides,
+    race_with_deletion,
+    room_for_everyone,
+)
 from webapp.extensions import db
 from webapp.models import CollapsedSection, ContentBlock, Section
 
@@ -83,4 +88,31 @@ def test_concurrent_collapses_of_one_section_store_one_row(app, teacher):
         assert db.session.query(CollapsedSection).filter_by(section_id=sid).count() == 1
     statuses = _at_once(app, teacher, [(url, {"collapsed": "0"})] * N)
     assert statuses == [303] * N
+    assert db.session.query(CollapsedSection).count() == 0
+
+
+@room_for_everyone
+def test_block_changes_racing_the_deletion_of_their_section_are_not_found(app, teacher):
+    """One tab deletes a section while others add a block to it, move its blocks, move a block
+    into it and fold it: each waits for the deletion, then finds its section or block gone and
+    answers 404 (not a foreign-key violation or a lost index: 500). Nothing is left behind."""
+    course = make_course(teacher, sections=2, blocks=2, types=("lesson",))
+    (gone, kept), course_id = course.sections, course.id
+    gone_id, kept_id, moving = gone.id, kept.id, gone.blocks[0].id
+    incoming = kept.blocks[0].id
+    requests = [
+        (f"/teach/sections/{gone_id}/blocks", {f"new-block-{gone_id}-title": "New"}),
+        (f"/teach/blocks/{moving}/move", {"direction": "down"}),
+        (f"/teach/blocks/{incoming}/move", {"section_id": str(gone_id)}),
+        (f"/teach/sections/{gone_id}/collapse", {"collapsed": "1"}),
+    ]
+    requests = [(teacher, url, data) for url, data in requests] * (N // len(requests))
+
+    statuses = race_with_deletion(app, teacher, f"/teach/sections/{gone_id}/delete", requests)
+    assert statuses == [404] * len(requests)
+    db.session.expire_all()
+    sections = db.session.scalars(select(Section).where(Section.course_id == course_id)).all()
+    assert [(s.id, s.position) for s in sections] == [(kept_id, 0)]
+    assert sorted(b.position for b in sections[0].blocks) == [0, 1]
+    assert db.session.query(ContentBlock).count() == 2
     assert db.session.query(CollapsedSection).count() == 0

@@ -16,6 +16,7 @@ from webapp.models import (
     StudentCourse,
 )
 from webapp.services import Conflict, Invalid, NotAllowed, NotFound, access
+from webapp.services import blocks as block_svc
 from webapp.services import courses as svc
 from webapp.services.dashboard import teacher_dashboard
 
@@ -102,32 +103,33 @@ def test_a_demoted_owner_loses_the_guards(teacher, admin):
 
 def test_sections_and_blocks_keep_dense_positions(teacher):
     course = svc.create_course(teacher, "C")
-    a = svc.add_section(course, teacher, "A")
-    b = svc.add_section(course, teacher, "B")
-    c = svc.add_section(course, teacher, "C")
-    b1 = svc.add_block(b, teacher, "b1")
-    b2 = svc.add_block(b, teacher, "b2", "video", url="https://example.com/v")
-    b3 = svc.add_block(b, teacher, "b3", "quiz", content="Answer")
+    a = svc.add_section(course, "A")
+    b = svc.add_section(course, "B")
+    c = svc.add_section(course, "C")
+    b1 = block_svc.add_block(b, "b1")
+    b2 = block_svc.add_block(b, "b2", "video", url="https://example.com/v")
+    b3 = block_svc.add_block(b, "b3", "quiz", content="Answer")
     assert layout(course.id) == [(a.id, []), (b.id, [b1.id, b2.id, b3.id]), (c.id, [])]
-    svc.move_section(db.session.get(Section, c.id), teacher, "up")
+    svc.move_section(db.session.get(Section, c.id), "up")
     assert layout(course.id) == [(a.id, []), (c.id, []), (b.id, [b1.id, b2.id, b3.id])]
-    svc.move_section(db.session.get(Section, a.id), teacher, "up")  # already first: no change
+    svc.move_section(db.session.get(Section, a.id), "up")  # already first: no change
     assert [s for s, _ in layout(course.id)] == [a.id, c.id, b.id]
-    svc.move_block(db.session.get(ContentBlock, b3.id), teacher, "up")
+    block_svc.move_block(db.session.get(ContentBlock, b3.id), "up")
     assert layout(course.id)[2] == (b.id, [b1.id, b3.id, b2.id])
     # Past the top of its section a block moves to the end of the previous section.
-    svc.move_block(db.session.get(ContentBlock, b1.id), teacher, "up")
+    block_svc.move_block(db.session.get(ContentBlock, b1.id), "up")
     assert layout(course.id) == [(a.id, []), (c.id, [b1.id]), (b.id, [b3.id, b2.id])]
     # Past the bottom: to the start of the next section.
-    svc.move_block(db.session.get(ContentBlock, b1.id), teacher, "down")
+    block_svc.move_block(db.session.get(ContentBlock, b1.id), "down")
     assert layout(course.id)[2] == (b.id, [b1.id, b3.id, b2.id])
-    svc.move_block(db.session.get(ContentBlock, b2.id), teacher, "down")  # last of last
+    block_svc.move_block(db.session.get(ContentBlock, b2.id), "down")  # last of last
     assert layout(course.id)[2] == (b.id, [b1.id, b3.id, b2.id])
-    svc.move_block_to_section(db.session.get(ContentBlock, b3.id), teacher, a.id)
+    target = access.section_for_owner(a.id, teacher)
+    block_svc.move_block_to_section(db.session.get(ContentBlock, b3.id), target)
     assert layout(course.id) == [(a.id, [b3.id]), (c.id, []), (b.id, [b1.id, b2.id])]
-    svc.delete_block(db.session.get(ContentBlock, b1.id), teacher)
+    block_svc.delete_block(db.session.get(ContentBlock, b1.id))
     assert layout(course.id) == [(a.id, [b3.id]), (c.id, []), (b.id, [b2.id])]
-    svc.delete_section(db.session.get(Section, c.id), teacher)
+    svc.delete_section(db.session.get(Section, c.id))
     assert layout(course.id) == [(a.id, [b3.id]), (b.id, [b2.id])]
 
 
@@ -138,9 +140,9 @@ def test_move_to_a_section_of_another_course_is_not_found(teacher, other_teacher
     block = mine.sections[0].blocks[0]
     before = layout(mine.id)
     for target in (theirs.sections[0].id, other_mine.sections[0].id, 99999):
-        with pytest.raises(NotFound):
-            svc.move_block_to_section(db.session.get(ContentBlock, block.id), teacher, target)
-        db.session.rollback()
+        with pytest.raises(NotFound):  # the guard (not yours, missing) or the service (same course)
+            section = access.section_for_owner(target, teacher)
+            block_svc.move_block_to_section(db.session.get(ContentBlock, block.id), section)
     assert layout(mine.id) == before
 
 
@@ -148,23 +150,23 @@ def test_block_rules_by_type(teacher):
     course = make_course(teacher, sections=1, blocks=0)
     section = course.sections[0]
     with pytest.raises(Invalid) as exc:
-        svc.add_block(section, teacher, "Video", "video")
+        block_svc.add_block(section, "Video", "video")
     assert exc.value.field == "url"
     for bad in ("javascript:alert(1)", "ftp://example.com/x", "https://" + "x" * 2000, "nope"):
         with pytest.raises(Invalid):
-            svc.add_block(section, teacher, "Link", "link", url=bad)
+            block_svc.add_block(section, "Link", "link", url=bad)
     with pytest.raises(Invalid):
-        svc.add_block(section, teacher, "Odd", "podcast")
+        block_svc.add_block(section, "Odd", "podcast")
     with pytest.raises(Invalid):
-        svc.add_block(section, teacher, "   ")
-    block = svc.add_block(section, teacher, "Link", "link", url="https://example.com")
+        block_svc.add_block(section, "   ")
+    block = block_svc.add_block(section, "Link", "link", url="https://example.com")
     assert block.url == "https://example.com"
 
 
 def test_reorder_saves_a_full_order(teacher):
     course = make_course(teacher, sections=2, blocks=2)
     (s1, (a, b)), (s2, (c, d)) = layout(course.id)
-    svc.reorder(db.session.get(Course, course.id), teacher, [(s2, [d, a]), (s1, [c, b])])
+    svc.reorder(db.session.get(Course, course.id), [(s2, [d, a]), (s1, [c, b])])
     assert layout(course.id) == [(s2, [d, a]), (s1, [c, b])]
 
 
@@ -195,7 +197,7 @@ def test_reorder_refuses_stale_or_tampered_orders(teacher, other_teacher, tamper
         "unknown_block": [(s2, [a, b, 987654]), (s1, [c, d])],
     }[tamper]
     with pytest.raises(Conflict):
-        svc.reorder(db.session.get(Course, course.id), teacher, order)
+        svc.reorder(db.session.get(Course, course.id), order)
     db.session.rollback()
     assert layout(course.id) == before
     assert layout(foreign.id) == [(fs, [fb])]
@@ -209,14 +211,14 @@ def test_adding_and_deleting_blocks_keeps_course_completion_in_step(teacher, stu
     db.session.commit()
     enrolment = db.session.scalar(select(StudentCourse))
     assert enrolment.completed is False
-    svc.delete_section(db.session.get(Section, s2), teacher)
+    svc.delete_section(db.session.get(Section, s2))
     db.session.expire_all()
     assert db.session.scalar(select(StudentCourse)).completed is True
-    svc.add_block(db.session.get(Section, s1), teacher, "New lesson")
+    block_svc.add_block(db.session.get(Section, s1), "New lesson")
     db.session.expire_all()
     assert db.session.scalar(select(StudentCourse)).completed is False
     new_id = layout(course.id)[0][1][1]
-    svc.delete_block(db.session.get(ContentBlock, new_id), teacher)
+    block_svc.delete_block(db.session.get(ContentBlock, new_id))
     db.session.expire_all()
     assert db.session.scalar(select(StudentCourse)).completed is True
 
@@ -227,7 +229,7 @@ def test_unpublish_keeps_enrolments_and_completions(teacher, student):
     db.session.add(StudentCourse(student_id=student.id, course_id=course.id))
     db.session.add(CompletedContentBlock(student_id=student.id, content_block_id=block_id))
     db.session.commit()
-    svc.set_published(db.session.get(Course, course.id), teacher, False)
+    svc.set_published(db.session.get(Course, course.id), False)
     assert db.session.scalar(select(Course.is_published)) is False
     assert db.session.query(StudentCourse).count() == 1
     assert db.session.query(CompletedContentBlock).count() == 1

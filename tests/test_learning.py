@@ -20,6 +20,7 @@ from webapp.models import (
 )
 from webapp.services import access, progress
 from webapp.services import learning as service
+from webapp.services.catalogue import PER_PAGE
 
 HX_COMPLETION = {"HX-Request": "true", "HX-Target": "completion"}
 HX_RESULTS = {"HX-Request": "true", "HX-Target": "catalogue-results"}
@@ -171,7 +172,7 @@ def test_catalogue_search_treats_wildcards_literally(client, teacher):
 
 
 def test_catalogue_pagination(client, teacher):
-    for i in range(service.PER_PAGE + 3):
+    for i in range(PER_PAGE + 3):
         db.session.add(Course(title=f"Course {i:02d}", user_id=teacher.id, is_published=True))
     db.session.commit()
     first = client.get("/courses").get_data(as_text=True)
@@ -934,6 +935,6 @@ def test_catalogue_queries_do_not_grow_with_rows(client, student, teacher, count
             enrol(student, c)
     with count_queries() as many:
         body = client.get("/courses").get_data(as_text=True)
-    assert body.count("<tr>") == service.PER_PAGE + 1  # header row + a full page
+    assert body.count("<tr>") == PER_PAGE + 1  # header row + a full page
     assert body.count("Enrolled</span>") > 0
     assert many.count == one.count

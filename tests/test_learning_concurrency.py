@@ -1,16 +1,25 @@
-"""Concurrent enrolments and completions on PostgreSQL: exactly one row, never a 500."""
+"""Concurrent enrolments, completions and deletions on PostgreSQL: one row, never a 500."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import event, func, insert, select, text
 
-from tests.conftest import DATABASE_URL, login_as, make_course
+from tests.conftest import DATABASE_URL, login_as, make_course, make_user
+from tests.test_learning import assert_progress_invariant
 from webapp.extensions import db
-from webapp.models import CompletedContentBlock, ContentBlock, Course, Section, StudentCourse
+from webapp.models import (
+    CompletedContentBlock,
+    ContentBlock,
+    Course,
+    Role,
+    Section,
+    StudentCourse,
+)
 
 pytestmark = [
     pytest.mark.postgres,
@@ -83,20 +92,24 @@ def test_concurrent_mark_complete_makes_one_row(app, student, teacher):
     assert enrolment.completed and enrolment.completed_at is not None
 
 
-def _wait_for_lock_or_end(worker: threading.Thread) -> None:
-    """Wait until ``worker`` either finished or is waiting for a lock (the teacher's)."""
-    deadline = time.monotonic() + 10
-    with db.engine.connect() as probe:
-        while worker.is_alive() and time.monotonic() < deadline:
+def wait_for_waiters(threads: list[threading.Thread], n: int = 1) -> int:
+    """Wait until ``n`` backends wait for a lock (the teacher's), or every thread has ended;
+    returns how many waited. (In autocommit: PostgreSQL keeps one snapshot of
+    pg_stat_activity per transaction, so a polling transaction would see the same count.)"""
+    deadline = time.monotonic() + 20
+    waiting = 0
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as probe:
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
             waiting = probe.execute(
                 text(
                     "SELECT count(*) FROM pg_stat_activity "
                     "WHERE wait_event_type = 'Lock' AND datname = current_database()"
                 )
             ).scalar()
-            if waiting:
-                return
+            if waiting >= n:
+                break
             time.sleep(0.02)
+    return waiting
 
 
 def _teacher_adds_a_block_holding_the_course(course, block):
@@ -141,7 +154,7 @@ def test_completion_racing_a_new_block_keeps_progress_true(app, student, teacher
 
     worker = threading.Thread(target=student_completes)
     worker.start()
-    _wait_for_lock_or_end(worker)
+    wait_for_waiters([worker])
     teacher_tx.commit()
     teacher_conn.close()
     worker.join(timeout=30)
@@ -177,7 +190,7 @@ def test_reenrolment_by_email_racing_a_new_block_keeps_progress_true(app, studen
 
     worker = threading.Thread(target=enrol_again)
     worker.start()
-    _wait_for_lock_or_end(worker)
+    wait_for_waiters([worker])
     teacher_tx.commit()
     teacher_conn.close()
     worker.join(timeout=30)
@@ -186,3 +199,149 @@ def test_reenrolment_by_email_racing_a_new_block_keeps_progress_true(app, studen
     db.session.expire_all()
     enrolment = db.session.scalar(select(StudentCourse))
     assert enrolment.completed is False and enrolment.completed_at is None
+
+
+# --- a deletion racing the students (defect 5: look up, lock, then insert without looking again) --
+
+
+@pytest.fixture
+def config_overrides(request):
+    return getattr(request, "param", {})
+
+
+# A connection for each student, the teacher and the probe: all of them wait in PostgreSQL at once.
+room_for_everyone = pytest.mark.parametrize(
+    "config_overrides",
+    [{"SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": N + 3}}],
+    indirect=True,
+)
+
+
+@contextlib.contextmanager
+def teacher_deleting(app, teacher, url: str):
+    """The teacher's real POST ``url`` runs in a thread and stops just before its commit.
+
+    Until the ``with`` block ends it holds what it holds at that moment: the course row (its
+    ``FOR UPDATE`` or its DELETE) and the rows it deleted, not yet committed. Yields the list
+    the teacher's status lands in.
+    """
+    client = app.test_client()
+    login_as(client, teacher)
+    holding, release = threading.Event(), threading.Event()
+    statuses: list[int] = []
+
+    def pause(session):
+        if threading.current_thread() is worker:  # the client opens a session per request
+            holding.set()
+            release.wait(timeout=30)
+
+    def run():
+        with app.app_context():
+            statuses.append(client.post(url).status_code)
+
+    worker = threading.Thread(target=run)
+    session_class = type(db.session())
+    event.listen(session_class, "before_commit", pause)
+    worker.start()
+    try:
+        assert holding.wait(timeout=30), "the teacher's request never reached its commit"
+        yield statuses
+    finally:
+        release.set()
+        worker.join(timeout=30)
+        event.remove(session_class, "before_commit", pause)
+    assert not worker.is_alive()
+
+
+def posting_at_once(app, requests) -> tuple[list[threading.Thread], list[int]]:
+    """Each ``(user, url, data)`` POSTed from its own client (its own session), all at once."""
+    clients = []
+    for user, _, _ in requests:
+        c = app.test_client()
+        login_as(c, user)
+        clients.append(c)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def run(c, url, data):
+        with app.app_context():
+            try:
+                status = c.post(url, data=data).status_code
+            except Exception:  # noqa: BLE001 - an exception that escaped is a 500 too
+                status = 500
+        with lock:
+            statuses.append(status)
+
+    threads = [
+        threading.Thread(target=run, args=(c, url, data))
+        for c, (_, url, data) in zip(clients, requests, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    return threads, statuses
+
+
+def race_with_deletion(app, teacher, delete_url: str, requests) -> list[int]:
+    """The teacher's deletion held open while every ``(user, url, data)`` request reads its rows
+    and waits for the teacher's lock; then the deletion commits. Returns their statuses."""
+    with teacher_deleting(app, teacher, delete_url) as teacher_status:
+        threads, statuses = posting_at_once(app, requests)
+        waited = wait_for_waiters(threads, len(requests))
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert waited == len(requests)  # every request read its rows, then waited for the teacher
+    assert teacher_status == [303]
+    return statuses
+
+
+@room_for_everyone
+def test_mark_complete_racing_the_deletion_of_the_block_is_never_a_500(app, teacher):
+    """N students mark a block complete while its teacher deletes it.
+
+    Each student's request reads the block, then waits for the course row the teacher holds;
+    when the teacher commits, the block is gone. Reading it again under the lock turns that
+    into the 404 a later request would get, instead of a completion inserted for a block that
+    no longer exists (a foreign-key violation: 500).
+    """
+    course = make_course(teacher, sections=1, blocks=2, types=("lesson",))
+    block, other = db.session.scalars(
+        select(ContentBlock).join(Section).where(Section.course_id == course.id)
+    ).all()
+    block_id = block.id
+    students = [make_user(Role.STUDENT) for _ in range(N)]
+    for s in students:
+        db.session.add(StudentCourse(student_id=s.id, course_id=course.id, completed=False))
+    db.session.commit()
+
+    url = f"/courses/{course.id}/blocks/{block_id}/complete"
+    statuses = race_with_deletion(
+        app, teacher, f"/teach/blocks/{block_id}/delete", [(s, url, {}) for s in students]
+    )
+    assert len(statuses) == N and set(statuses) <= {200, 303, 404}, statuses
+    db.session.expire_all()
+    assert db.session.get(ContentBlock, block_id) is None
+    assert db.session.scalar(select(func.count(CompletedContentBlock.id))) == 0
+    assert_progress_invariant(course.id)
+    # The course still works for them: the remaining block can be completed.
+    client = app.test_client()
+    login_as(client, students[0])
+    assert client.post(f"/courses/{course.id}/blocks/{other.id}/complete").status_code == 303
+
+
+@room_for_everyone
+def test_enrolment_racing_the_deletion_of_the_course_is_never_a_500(app, teacher):
+    """N students enrol while the teacher deletes the course: each answer is a redirect or a
+    404, never a 500, and no enrolment is left for a course that is gone."""
+    course = make_course(teacher, sections=1, blocks=1, types=("lesson",))
+    course_id = course.id
+    students = [make_user(Role.STUDENT) for _ in range(N)]
+
+    url = f"/courses/{course_id}/enrol"
+    statuses = race_with_deletion(
+        app, teacher, f"/teach/courses/{course_id}/delete", [(s, url, {}) for s in students]
+    )
+    assert len(statuses) == N and set(statuses) <= {200, 303, 404}, statuses
+    db.session.expire_all()
+    assert db.session.get(Course, course_id) is None
+    assert db.session.scalar(select(func.count(StudentCourse.id))) == 0

@@ -11,6 +11,7 @@ from webapp.extensions import db
 from webapp.models import CompletedContentBlock, Role, StudentCourse, utcnow
 from webapp.services import Conflict, Invalid, NotFound, access
 from webapp.services import learning as service
+from webapp.services.catalogue import catalogue
 
 
 @pytest.fixture
@@ -110,10 +111,10 @@ def test_undo_and_progress(course, student):
 def test_catalogue_only_published_and_enrolled_flag(course, student, teacher):
     make_course(teacher, title="Hidden draft", published=False)
     service.enrol(course.id, student)
-    page = service.catalogue("", 1, student)
+    page = catalogue("", 1, student)
     assert [r.course.title for r in page.rows] == ["Service course"]
     assert page.rows[0].enrolled and (page.rows[0].sections, page.rows[0].blocks) == (2, 6)
     other = make_user(Role.STUDENT)
-    assert not service.catalogue("", 1, other).rows[0].enrolled
-    assert not service.catalogue("", 1, None).rows[0].enrolled
-    assert service.catalogue("nothing like it", 1, None).total == 0
+    assert not catalogue("", 1, other).rows[0].enrolled
+    assert not catalogue("", 1, None).rows[0].enrolled
+    assert catalogue("nothing like it", 1, None).total == 0

@@ -180,7 +180,7 @@ def test_drag_and_drop_saves_the_order_and_a_stale_one_is_refused(live_server, p
     from tests.conftest import make_course
     from webapp.extensions import db
     from webapp.models import ContentBlock, Section
-    from webapp.services import courses as svc
+    from webapp.services import blocks as block_svc
 
     teacher = make_user("teacher", email="dragger@example.com")
     course = make_course(teacher, title="Sortable", sections=2, blocks=2, types=("lesson",))
@@ -207,7 +207,7 @@ def test_drag_and_drop_saves_the_order_and_a_stale_one_is_refused(live_server, p
 
     # Another tab adds a block: the order this page holds is stale and is refused whole.
     section = db.session.scalar(select(Section).where(Section.title == "Section 1"))
-    svc.add_block(section, teacher, "Added elsewhere")
+    block_svc.add_block(section, "Added elsewhere")
     before = order()
     page.locator(".block", has_text="Block 1.2").locator(".block-handle").drag_to(
         page.locator(".block", has_text="Block 2.1")

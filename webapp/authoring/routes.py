@@ -6,8 +6,6 @@ htmx adds hx-* on top and gets back the fragment that changed, chosen by the HX-
 
 from __future__ import annotations
 
-import json
-
 from flask import (
     abort,
     current_app,
@@ -25,6 +23,7 @@ from ..extensions import client_ip
 from ..guards import teacher_required
 from ..markdown import render_markdown
 from ..services import Conflict, Invalid, access
+from ..services import blocks as block_svc
 from ..services import courses as svc
 from ..services.dashboard import teacher_dashboard
 from . import bp
@@ -39,8 +38,13 @@ from .forms import (
     SectionTitleForm,
 )
 
-FIELD_FORMS = {"title": CourseTitleForm, "description": CourseDescriptionForm}
-SECTION_FIELD_FORMS = {"title": SectionTitleForm, "description": SectionDescriptionForm}
+FIELD = "authoring/partials/field.html"
+FIELD_FORMS = {
+    ("course", "title"): CourseTitleForm,
+    ("course", "description"): CourseDescriptionForm,
+    ("section", "title"): SectionTitleForm,
+    ("section", "description"): SectionDescriptionForm,
+}
 
 
 @bp.context_processor
@@ -50,16 +54,6 @@ def _template_helpers():
 
 def _me():
     return current_user._get_current_object()
-
-
-def _announce(resp, message: str):
-    resp.headers["HX-Trigger"] = json.dumps({"announce": message})
-    return resp
-
-
-def _fragment(template: str, status: int = 200, message: str | None = None, **ctx):
-    resp = make_response(render_template(template, **ctx), status)
-    return _announce(resp, message) if message else resp
 
 
 def _editor_url(course_id: int, anchor: str | None = None, **args) -> str:
@@ -77,18 +71,24 @@ def _form_errors(form, exc: Invalid) -> None:
     form._fields[name].errors = [*form._fields[name].errors, exc.message]
 
 
+def _first_error(form) -> str:
+    return next((e for errors in form.errors.values() for e in errors), "check the form")
+
+
+def _field_form(kind: str, name: str, row, **kwargs):
+    """The in-place form of a course's or section's title or description."""
+    # Field ids must differ from the in-place container ids (course-title, section-5-title, …).
+    prefix = "course-edit" if kind == "course" else f"section-{row.id}-edit"
+    return FIELD_FORMS[kind, name](prefix=prefix, **kwargs)
+
+
 def _forms_ctx() -> dict:
     """Factories for the forms the editor shows (unbound: filled from the objects)."""
     return {
         "new_block_form": lambda s: NewBlockForm(formdata=None, prefix=f"new-block-{s.id}"),
         "new_section_form": SectionForm(formdata=None, prefix="new-section"),
         "block_form": lambda b: BlockForm(formdata=None, obj=b, prefix=f"block-{b.id}"),
-        "course_field_form": lambda name, c: FIELD_FORMS[name](
-            formdata=None, obj=c, prefix="course-edit"
-        ),
-        "section_field_form": lambda name, s: SECTION_FIELD_FORMS[name](
-            formdata=None, obj=s, prefix=f"section-{s.id}-edit"
-        ),
+        "field_form": lambda kind, name, row: _field_form(kind, name, row, formdata=None, obj=row),
     }
 
 
@@ -106,15 +106,24 @@ def _editor_page(course, status: int = 200, **ctx):
 
 def _outline_done(course, message: str, focus: str | None = None, status: int = 200):
     """After a change of the structure: the outline for htmx, back to the editor otherwise."""
-    if htmx.targets("outline"):
-        o = svc.outline(course, _me())
-        return _fragment(
-            "authoring/partials/outline.html", status, message,
-            o=o, course=course, can_edit=True, edit="", edit_form=None, focus=focus,
-            **_forms_ctx(),
-        )  # fmt: skip
-    flash(message, "error" if status >= 400 else "success")
-    return redirect(_editor_url(course.id, _anchor(focus)), code=303)
+    if not htmx.targets("outline"):
+        flash(message, "error" if status >= 400 else "success")
+        return htmx.hx_redirect(_editor_url(course.id, _anchor(focus)))
+    return htmx.answer(
+        "authoring/partials/outline.html", status=status, message=message,
+        o=svc.outline(course, _me()), course=course, can_edit=True, edit="", edit_form=None,
+        focus=focus, **_forms_ctx(),
+    )  # fmt: skip
+
+
+def _add_failed(course, key: str, fragment: str, form, page_ctx: dict, /, **ctx):
+    """An "Add section/block" form with errors: retargeted to itself for htmx, else the page."""
+    if not htmx.targets("outline"):
+        return _editor_page(course, 422, **page_ctx)
+    return htmx.answer(
+        fragment, status=422, message="Not saved: " + _first_error(form),
+        headers={"HX-Retarget": f"#{key}", "HX-Reswap": "outerHTML"}, **ctx,
+    )  # fmt: skip
 
 
 def _anchor(focus: str | None) -> str | None:
@@ -167,40 +176,46 @@ def editor(course_id: int):
     return _editor_page(access.course_for_manager(course_id, _me()))
 
 
-@bp.route("/teach/courses/<int:course_id>/<any(title, description):name>", methods=["GET", "POST"])
+_FIELD_URL = "/teach/{}/<int:row_id>/<any(title, description):name>"
+
+
+@bp.route(_FIELD_URL.format("courses"), methods=["GET", "POST"], defaults={"kind": "course"})
+@bp.route(_FIELD_URL.format("sections"), methods=["GET", "POST"], defaults={"kind": "section"})
 @login_required
-def course_field(course_id: int, name: str):
-    """Title or description in place: GET ?edit=1 the form, GET the text, POST saves."""
-    course = access.course_for_owner(course_id, _me())
-    key = f"course-{name}"
-    # Field ids must differ from the in-place container ids (course-title, …).
-    form = FIELD_FORMS[name](prefix="course-edit")
+def field(kind: str, row_id: int, name: str):
+    """A course's or section's title or description in place.
+
+    GET ?edit=1 the form, GET the text, POST saves; the fragment is #course-title,
+    #section-5-description, … (``templates/authoring/partials/field.html``).
+    """
+    if kind == "course":
+        row = course = access.course_for_owner(row_id, _me())
+        key, save = f"course-{name}", svc.update_course_field
+    else:
+        row = access.section_for_owner(row_id, _me())
+        course, key, save = row.course, f"section-{row_id}-{name}", svc.update_section_field
+    form = _field_form(kind, name, row)
+    ctx = {"kind": kind, "row": row, "name": name, "can_edit": True}
     if request.method == "GET":
         if not htmx.targets(key):
-            return redirect(_editor_url(course_id, key, edit=_edit_arg(key)))
+            return redirect(_editor_url(course.id, key, edit=_edit_arg(key)))
         editing = "edit" in request.args
         if editing:
-            form.process(obj=course)
-        return _fragment(
-            "authoring/partials/course_field.html", course=course, name=name, can_edit=True,
-            form=form if editing else None,
-        )  # fmt: skip
-    status, message = 200, "Saved"
+            form.process(obj=row)
+        return htmx.answer(FIELD, form=form if editing else None, hx_target=htmx.target(), **ctx)
     if form.validate_on_submit():
         try:
-            svc.update_course_field(course, _me(), name, getattr(form, name).data)
+            save(row, name, getattr(form, name).data)
         except Invalid as exc:
             _form_errors(form, exc)
-    if form.errors:
-        status, message = 422, "Not saved: " + " ".join(getattr(form, name).errors)
-    if htmx.targets(key):
-        return _fragment(
-            "authoring/partials/course_field.html", status, message, course=course, name=name,
-            can_edit=True, form=form if status == 422 else None,
-        )  # fmt: skip
-    if status == 422:
+    if form.errors and not htmx.targets(key):
         return _editor_page(course, 422, edit=key, edit_form=form)
-    return redirect(_editor_url(course_id, key), code=303)
+    return htmx.answer(
+        FIELD, redirect_to=_editor_url(course.id, key), ids=(key,),
+        status=422 if form.errors else 200,
+        message="Not saved: " + " ".join(getattr(form, name).errors) if form.errors else "Saved",
+        form=form if form.errors else None, hx_target=htmx.target(), **ctx,
+    )  # fmt: skip
 
 
 @bp.post("/teach/courses/<int:course_id>/publish")
@@ -208,14 +223,14 @@ def course_field(course_id: int, name: str):
 def publish(course_id: int):
     course = access.course_for_owner(course_id, _me())
     published = request.form.get("published") == "1"
-    svc.set_published(course, _me(), published)
+    svc.set_published(course, published)
     message = "Published: the course is in the catalogue." if published else "Back to draft."
-    if htmx.targets("publish"):
-        return _fragment(
-            "authoring/partials/publish.html", message=message, course=course, can_edit=True
-        )
-    flash(message, "success")
-    return redirect(_editor_url(course_id), code=303)
+    if not htmx.targets("publish"):
+        flash(message, "success")
+    return htmx.answer(
+        "authoring/partials/publish.html", redirect_to=_editor_url(course_id), ids=("publish",),
+        message=message, course=course, can_edit=True,
+    )  # fmt: skip
 
 
 @bp.post("/teach/courses/<int:course_id>/delete")
@@ -249,7 +264,7 @@ def reorder(course_id: int):
     if (request.content_length or 0) > svc.ORDER_MAX_BYTES + 4096:
         abort(413)
     try:
-        svc.reorder(course, _me(), svc.parse_order(request.form.get("order")))
+        svc.reorder(course, svc.parse_order(request.form.get("order")))
     except Invalid as exc:
         return _outline_done(course, exc.message, status=422)
     except Conflict as exc:
@@ -267,79 +282,32 @@ def add_section(course_id: int):
     form = SectionForm(prefix="new-section")
     if form.validate_on_submit():
         try:
-            section = svc.add_section(course, _me(), form.title.data)
+            section = svc.add_section(course, form.title.data)
         except Invalid as exc:
             _form_errors(form, exc)
         else:
             return _outline_done(course, "Section added", focus=f"section-{section.id}-title")
-    if htmx.targets("outline"):
-        resp = _fragment(
-            "authoring/partials/add_section.html", 422, "Not saved: " + _first_error(form),
-            course=course, new_section_form=form,
-        )  # fmt: skip
-        resp.headers["HX-Retarget"] = "#add-section"
-        resp.headers["HX-Reswap"] = "outerHTML"
-        return resp
-    return _editor_page(course, 422, new_section_form=form)
-
-
-def _first_error(form) -> str:
-    return next((e for errors in form.errors.values() for e in errors), "check the form")
-
-
-@bp.route(
-    "/teach/sections/<int:section_id>/<any(title, description):name>", methods=["GET", "POST"]
-)
-@login_required
-def section_field(section_id: int, name: str):
-    section = access.section_for_owner(section_id, _me())
-    key = f"section-{section_id}-{name}"
-    form = SECTION_FIELD_FORMS[name](prefix=f"section-{section_id}-edit")
-    if request.method == "GET":
-        if not htmx.targets(key):
-            return redirect(_editor_url(section.course_id, key, edit=_edit_arg(key)))
-        editing = "edit" in request.args
-        if editing:
-            form.process(obj=section)
-        return _fragment(
-            "authoring/partials/section_field.html", section=section, name=name, can_edit=True,
-            form=form if editing else None,
-        )  # fmt: skip
-    status, message = 200, "Saved"
-    if form.validate_on_submit():
-        try:
-            svc.update_section_field(section, _me(), name, getattr(form, name).data)
-        except Invalid as exc:
-            _form_errors(form, exc)
-    if form.errors:
-        status, message = 422, "Not saved: " + " ".join(getattr(form, name).errors)
-    if htmx.targets(key):
-        return _fragment(
-            "authoring/partials/section_field.html", status, message, section=section, name=name,
-            can_edit=True, form=form if status == 422 else None,
-        )  # fmt: skip
-    if status == 422:
-        return _editor_page(section.course, 422, edit=key, edit_form=form)
-    return redirect(_editor_url(section.course_id, key), code=303)
+    return _add_failed(
+        course, "add-section", "authoring/partials/add_section.html", form,
+        {"new_section_form": form}, course=course, new_section_form=form,
+    )  # fmt: skip
 
 
 @bp.post("/teach/sections/<int:section_id>/collapse")
 @login_required
 def collapse_section(section_id: int):
     section = access.section_for_owner(section_id, _me())
-    collapsed = request.form.get("collapsed") == "1"
-    svc.set_collapsed(section, _me(), collapsed)
+    svc.set_collapsed(section, _me(), request.form.get("collapsed") == "1")
     key = f"section-{section_id}"
-    if htmx.targets(key):
-        course = section.course
-        o = svc.outline(course, _me())
-        current = next(s for s in o.sections if s.id == section_id)
-        return _fragment(
-            "authoring/partials/section.html", o=o, course=course, section=current,
-            can_edit=True, edit="", edit_form=None, focus=f"collapse-{section_id}",
-            **_forms_ctx(),
-        )  # fmt: skip
-    return redirect(_editor_url(section.course_id, key), code=303)
+    if not htmx.targets(key):
+        return htmx.hx_redirect(_editor_url(section.course_id, key))
+    course = section.course
+    o = svc.outline(course, _me())
+    return htmx.answer(
+        "authoring/partials/section.html", o=o, course=course,
+        section=next(s for s in o.sections if s.id == section_id), can_edit=True, edit="",
+        edit_form=None, focus=f"collapse-{section_id}", **_forms_ctx(),
+    )  # fmt: skip
 
 
 @bp.post("/teach/sections/<int:section_id>/move")
@@ -348,7 +316,7 @@ def move_section(section_id: int):
     section = access.section_for_owner(section_id, _me())
     direction = request.form.get("direction", "")
     try:
-        svc.move_section(section, _me(), direction)
+        svc.move_section(section, direction)
     except Invalid:
         abort(400)
     return _outline_done(section.course, "Section moved", focus=f"section-{section_id}-{direction}")
@@ -359,7 +327,7 @@ def move_section(section_id: int):
 def delete_section(section_id: int):
     section = access.section_for_owner(section_id, _me())
     course, title = section.course, section.title
-    svc.delete_section(section, _me())
+    svc.delete_section(section)
     return _outline_done(course, f"Deleted the section “{title}”.", focus="add-section")
 
 
@@ -374,32 +342,25 @@ def add_block(section_id: int):
     form = NewBlockForm(prefix=f"new-block-{section_id}")
     if form.validate_on_submit():
         try:
-            block = svc.add_block(
-                section, _me(), form.title.data, form.type.data, url=form.url.data
-            )
+            block = block_svc.add_block(section, form.title.data, form.type.data, url=form.url.data)
         except Invalid as exc:
             _form_errors(form, exc)
         else:
             # A video or link needs its URL: open the new block's editor straight away.
             return _outline_done(course, "Block added", focus=f"block-{block.id}-edit")
     key = f"add-block-{section_id}"
-    if htmx.targets("outline"):
-        resp = _fragment(
-            "authoring/partials/add_block.html", 422, "Not saved: " + _first_error(form),
-            section=section, form=form,
-        )  # fmt: skip
-        resp.headers["HX-Retarget"] = f"#{key}"
-        resp.headers["HX-Reswap"] = "outerHTML"
-        return resp
-    return _editor_page(course, 422, edit=key, edit_form=form)
+    return _add_failed(
+        course, key, "authoring/partials/add_block.html", form,
+        {"edit": key, "edit_form": form}, section=section, form=form,
+    )  # fmt: skip
 
 
-def _block_fragment(block, status=200, message=None, form=None):
+def _block_partial(block, status=200, message=None, form=None):
     course = block.section.course
-    o = svc.outline(course, _me())
-    return _fragment(
-        "authoring/partials/block.html", status, message, o=o, course=course,
-        block=block, section=block.section, can_edit=True, form=form,
+    return htmx.answer(
+        "authoring/partials/block.html", status=status, message=message,
+        o=svc.outline(course, _me()), course=course, block=block, section=block.section,
+        can_edit=True, form=form, hx_target=htmx.target(),
     )  # fmt: skip
 
 
@@ -416,23 +377,23 @@ def block(block_id: int):
             return redirect(_editor_url(course_id, key, edit=_edit_arg(key)))
         if "edit" in request.args:
             form.process(obj=block)
-            return _block_fragment(block, form=form)
-        return _block_fragment(block)
+            return _block_partial(block, form=form)
+        return _block_partial(block)
     if form.validate_on_submit():
         try:
-            svc.update_block(
-                block, _me(), form.title.data, form.type.data, form.url.data,
-                form.content.data, form.description.data,
+            block_svc.update_block(
+                block, form.title.data, form.type.data, form.url.data, form.content.data,
+                form.description.data,
             )  # fmt: skip
         except Invalid as exc:
             _form_errors(form, exc)
     if form.errors:
         if htmx.targets(key):
-            return _block_fragment(block, 422, "Not saved: " + _first_error(form), form=form)
+            return _block_partial(block, 422, "Not saved: " + _first_error(form), form=form)
         return _editor_page(block.section.course, 422, edit=key, edit_form=form)
     if htmx.targets(key):
-        return _block_fragment(block, message="Saved")
-    return redirect(_editor_url(course_id, key), code=303)
+        return _block_partial(block, message="Saved")
+    return htmx.hx_redirect(_editor_url(course_id, key))
 
 
 @bp.route("/teach/blocks/<int:block_id>/move", methods=["GET", "POST"])
@@ -443,19 +404,19 @@ def move_block(block_id: int):
     course = block.section.course
     key = f"block-{block_id}"
     if request.method == "GET":  # the "Move to section" chooser
-        o = svc.outline(course, _me())
-        ctx = {"o": o, "course": course, "block": block, "section": block.section}
-        if htmx.targets(key):
-            return _fragment("authoring/partials/move_block.html", **ctx)
-        return render_template("authoring/move_block.html", **ctx)
+        return htmx.answer(
+            "authoring/partials/move_block.html", page="authoring/move_block.html", ids=(key,),
+            o=svc.outline(course, _me()), course=course, block=block, section=block.section,
+        )  # fmt: skip
     if "section_id" in request.form:
-        # The service's guard parses the id: anything but one of your sections is a 404.
-        svc.move_block_to_section(block, _me(), request.form["section_id"])
+        # The guard parses the id: anything but one of your sections is a 404.
+        target = access.section_for_owner(request.form["section_id"], _me())
+        block_svc.move_block_to_section(block, target)
         focus = f"{key}-edit"
     else:
         direction = request.form.get("direction", "")
         try:
-            svc.move_block(block, _me(), direction)
+            block_svc.move_block(block, direction)
         except Invalid:
             abort(400)
         focus = f"{key}-{direction}"
@@ -467,7 +428,7 @@ def move_block(block_id: int):
 def delete_block(block_id: int):
     block = access.block_for_owner(block_id, _me())
     course, title, section_id = block.section.course, block.title, block.section_id
-    svc.delete_block(block, _me())
+    block_svc.delete_block(block)
     return _outline_done(course, f"Deleted the block “{title}”.", focus=f"collapse-{section_id}")
 
 
@@ -477,6 +438,4 @@ def preview():
     """Markdown rendered by the server, for the live preview next to a block's content."""
     name = next((k for k in request.form if k.endswith("content")), "")
     html = render_markdown(request.form.get(name, "")[: svc.CONTENT_MAX])
-    if htmx.is_htmx():
-        return render_template("authoring/partials/preview.html", html=html)
-    return render_template("authoring/preview.html", html=html)
+    return htmx.answer("authoring/partials/preview.html", page="authoring/preview.html", html=html)

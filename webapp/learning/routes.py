@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from .. import htmx
 from ..errors import render_error
-from ..extensions import db
 from ..guards import student_required
 from ..markdown import render_markdown
 from ..services import Conflict, Invalid, access
 from ..services import learning as service
+from ..services.catalogue import catalogue as find_courses
+from ..services.my_learning import my_learning as my_courses
 from . import bp
 from .forms import CompleteForm, WorkForm
 
@@ -21,20 +20,20 @@ RESULTS_ID = "catalogue-results"
 COMPLETION_ID = "completion"
 
 
+@bp.context_processor
+def _template_helpers():
+    return {"render_markdown": render_markdown}
+
+
 @bp.errorhandler(access.NotEnrolled)
 def _not_enrolled(exc):
-    db.session.rollback()
+    # A NotFound subclass: errors.py maps exact classes only. The unit of work rolled back.
     return render_error(404, exc.message)
-
-
-def _announce(response, text: str):
-    response.headers["HX-Trigger"] = json.dumps({"announce": text})
-    return response
 
 
 @bp.get("/courses")
 def catalogue():
-    result = service.catalogue(
+    result = find_courses(
         request.args.get("q", ""), request.args.get("page", 1, type=int), current_user
     )
     return htmx.answer(
@@ -50,8 +49,7 @@ def catalogue():
 @bp.get("/courses/<int:course_id>")
 def course(course_id: int):
     view = service.course_page(course_id, current_user)
-    description = render_markdown(view.course.description)
-    return render_template("learning/course.html", view=view, description=description)
+    return render_template("learning/course.html", view=view)
 
 
 @bp.post("/courses/<int:course_id>/enrol")
@@ -99,35 +97,27 @@ def block(course_id: int, block_id: int):
         flash(exc.message, "info")
         return redirect(url_for("learning.course", course_id=course_id), code=303)
     editing = request.args.get("edit") == "1" and view.completion is not None
-    ctx = {"view": view, "form": _work_form(view, formdata=None), "editing": editing}
-    if htmx.targets(COMPLETION_ID):
-        return render_template("learning/partials/completion.html", **ctx)
-    return render_template(
-        "learning/block.html", content=render_markdown(view.block.content), **ctx
-    )
+    return htmx.answer(
+        "learning/partials/completion.html", page="learning/block.html", ids=(COMPLETION_ID,),
+        view=view, form=_work_form(view, formdata=None), editing=editing,
+    )  # fmt: skip
 
 
 def _after_change(course_id, block_id, view, message, form=None, status=200, notice=None):
-    """The changed fragments for htmx (completion + out-of-band outline, progress, next)."""
-    ctx = {
-        "view": view,
-        "form": form or _work_form(view),
-        "editing": form is not None and view.completion is not None and status == 422,
-        "notice": notice,
-        "changed": status < 400,
-    }
-    if htmx.targets(COMPLETION_ID):
-        html = render_template("learning/partials/completion_update.html", **ctx)
-        return _announce(make_response(html, status), message)
-    if status == 422:  # a plain form with errors: the page again, with the messages
-        html = render_template(
-            "learning/block.html", content=render_markdown(view.block.content), **ctx
-        )
-        return make_response(html, status)
-    if notice:
+    """The changed fragments for htmx (completion + out-of-band outline, progress, next).
+
+    Without htmx: the page again with the form's messages (422), else back to the block.
+    """
+    if notice and status != 422 and not htmx.targets(COMPLETION_ID):
         flash(notice, "error")
-    target = url_for("learning.block", course_id=course_id, block_id=block_id)
-    return redirect(target, code=303)
+    return htmx.answer(
+        "learning/partials/completion_update.html", ids=(COMPLETION_ID,),
+        page="learning/block.html" if status == 422 else None,
+        redirect_to=url_for("learning.block", course_id=course_id, block_id=block_id),
+        status=status, message=message, view=view, form=form or _work_form(view),
+        editing=form is not None and view.completion is not None and status == 422,
+        notice=notice, changed=status < 400,
+    )  # fmt: skip
 
 
 @bp.post("/courses/<int:course_id>/blocks/<int:block_id>/complete")
@@ -205,4 +195,4 @@ def _progress_message(what: str, view) -> str:
 @bp.get("/learn")
 @student_required
 def my_learning():
-    return render_template("learning/my_learning.html", data=service.my_learning(current_user))
+    return render_template("learning/my_learning.html", data=my_courses(current_user))

@@ -1,4 +1,10 @@
-"""Courses, sections and content blocks: the authoring aggregate."""
+"""The authoring aggregate: a course, its sections and their order; the values every part checks.
+
+Content blocks are ``services/blocks.py``. Routes call the guards of ``services/access.py`` and
+pass the guarded object in; a function here takes the acting user only where it needs one (the
+owner of a new course or copy, the actor of an audited deletion, the per-user folded state).
+Every change is one ``unit_of_work()``; structural changes take the course lock first.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,6 @@ from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import (
-    URL_TYPES,
-    BlockType,
     CollapsedSection,
     CompletedContentBlock,
     ContentBlock,
@@ -22,8 +26,8 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotAllowed, NotFound, audit, insert
-from .access import manages, section_for_owner
+from . import Conflict, Invalid, NotAllowed, NotFound, audit, insert, unit_of_work
+from .access import manages
 from .progress import sync_course_completion
 
 TITLE_MAX = 200
@@ -137,7 +141,9 @@ def outline(course: Course, user: User) -> Outline:
 # --- courses ---------------------------------------------------------------------------------
 
 
+@unit_of_work()
 def create_course(user: User, title: str, description: str = "") -> Course:
+    """A new draft owned by ``user``, who must be a teacher."""
     _require_teacher(user)
     course = Course(
         title=clean_title(title),
@@ -146,29 +152,34 @@ def create_course(user: User, title: str, description: str = "") -> Course:
         is_published=False,
     )
     db.session.add(course)
-    db.session.commit()
     return course
 
 
-def update_course_field(course: Course, user: User, name: str, value: str) -> Course:
-    """Set the course's title or description."""
+def _set_text(row: Course | Section, name: str, value: str) -> None:
+    """The title or the description of a course or a section (the in-place editors)."""
     if name == "title":
-        course.title = clean_title(value)
+        row.title = clean_title(value)
     elif name == "description":
-        course.description = clean_text(value, DESCRIPTION_MAX, "description")
+        row.description = clean_text(value, DESCRIPTION_MAX, "description")
     else:
         raise Invalid("Unknown field.")
-    db.session.commit()
+
+
+@unit_of_work()
+def update_course_field(course: Course, name: str, value: str) -> Course:
+    """Set the course's title or description."""
+    _set_text(course, name, value)
     return course
 
 
-def set_published(course: Course, user: User, published: bool) -> Course:
+@unit_of_work()
+def set_published(course: Course, published: bool) -> Course:
     """Publish or unpublish; enrolments and completions are kept either way."""
     course.is_published = bool(published)
-    db.session.commit()
     return course
 
 
+@unit_of_work()
 def delete_course(course: Course, user: User, ip: str = "") -> None:
     """Delete the course with its sections, blocks, enrolments and completions.
 
@@ -179,9 +190,9 @@ def delete_course(course: Course, user: User, ip: str = "") -> None:
         raise NotFound("No such course.")
     audit.course_deleted(course, user, ip)  # records only someone else's course
     db.session.execute(delete(Course).where(Course.id == course.id))
-    db.session.commit()
 
 
+@unit_of_work()
 def duplicate_course(course: Course, user: User) -> Course:
     """A new draft owned by ``user`` with copies of every section and block; no enrolments."""
     _require_teacher(user)
@@ -213,26 +224,30 @@ def duplicate_course(course: Course, user: User) -> Course:
                     position=b.position,
                 )
             )
-    db.session.commit()
     return copy
 
 
-def _touch(course_id: int) -> None:
+# --- the structure: shared with services/blocks.py ---------------------------------------------
+
+
+def touch(course_id: int) -> None:
+    """Mark the course changed (its ``updated_at``)."""
     db.session.execute(update(Course).where(Course.id == course_id).values(updated_at=utcnow()))
 
 
-# --- sections --------------------------------------------------------------------------------
-
-
-def _lock(course_id: int) -> None:
+def lock(course_id: int) -> None:
     """Serialise structural changes of one course (row lock on PostgreSQL; SQLite locks anyway).
 
-    Two tabs adding or moving at once would otherwise both compute the same next position.
+    Two tabs adding or moving at once would otherwise both compute the same next position. The
+    row is read under the lock: a course deleted while this waited is a 404, and whatever the
+    caller read before the lock it reads again after it (a section or block may be gone).
     """
-    db.session.execute(select(Course.id).where(Course.id == course_id).with_for_update())
+    found = db.session.scalar(select(Course.id).where(Course.id == course_id).with_for_update())
+    if found is None:
+        raise NotFound("No such course.")
 
 
-def _section_ids(course_id: int) -> list[int]:
+def section_ids(course_id: int) -> list[int]:
     return list(
         db.session.execute(
             select(Section.id)
@@ -242,7 +257,7 @@ def _section_ids(course_id: int) -> list[int]:
     )
 
 
-def _block_ids(section_id: int) -> list[int]:
+def block_ids(section_id: int) -> list[int]:
     return list(
         db.session.execute(
             select(ContentBlock.id)
@@ -260,7 +275,7 @@ def _renumber_sections(ids: list[int]) -> None:
         )
 
 
-def _place_blocks(section_id: int, ids: list[int]) -> None:
+def place_blocks(section_id: int, ids: list[int]) -> None:
     if ids:
         db.session.execute(
             update(ContentBlock),
@@ -268,59 +283,60 @@ def _place_blocks(section_id: int, ids: list[int]) -> None:
         )
 
 
-def add_section(course: Course, user: User, title: str, description: str = "") -> Section:
+# --- sections --------------------------------------------------------------------------------
+
+
+@unit_of_work()
+def add_section(course: Course, title: str, description: str = "") -> Section:
     title = clean_title(title)
     description = clean_text(description, DESCRIPTION_MAX, "description")
-    _lock(course.id)
-    position = len(_section_ids(course.id))
+    lock(course.id)
+    position = len(section_ids(course.id))
     section = Section(course_id=course.id, title=title, description=description, position=position)
     db.session.add(section)
-    _touch(course.id)
-    db.session.commit()
+    touch(course.id)
     return section
 
 
-def update_section_field(section: Section, user: User, name: str, value: str) -> Section:
-    if name == "title":
-        section.title = clean_title(value)
-    elif name == "description":
-        section.description = clean_text(value, DESCRIPTION_MAX, "description")
-    else:
-        raise Invalid("Unknown field.")
-    _touch(section.course_id)
-    db.session.commit()
+@unit_of_work()
+def update_section_field(section: Section, name: str, value: str) -> Section:
+    """Set the section's title or description."""
+    _set_text(section, name, value)
+    touch(section.course_id)
     return section
 
 
-def delete_section(section: Section, user: User) -> int:
+@unit_of_work()
+def delete_section(section: Section) -> int:
     """Delete a section with its blocks (and their completions); returns the course id."""
     course_id = section.course_id
-    _lock(course_id)
+    lock(course_id)
     db.session.execute(delete(Section).where(Section.id == section.id))
-    _renumber_sections(_section_ids(course_id))
+    _renumber_sections(section_ids(course_id))
     sync_course_completion(course_id)
-    _touch(course_id)
-    db.session.commit()
+    touch(course_id)
     return course_id
 
 
-def move_section(section: Section, user: User, direction: str) -> Section:
+@unit_of_work()
+def move_section(section: Section, direction: str) -> Section:
     """Move a section one place up or down; at either end nothing changes."""
-    _lock(section.course_id)
-    ids = _section_ids(section.course_id)
-    i = ids.index(section.id)
-    j = i - 1 if direction == "up" else i + 1 if direction == "down" else None
-    if j is None:
+    if direction not in ("up", "down"):
         raise Invalid("Move up or down.")
+    lock(section.course_id)
+    ids = section_ids(section.course_id)
+    if section.id not in ids:  # deleted in another tab while this waited for the lock
+        raise NotFound("No such section.")
+    i = ids.index(section.id)
+    j = i - 1 if direction == "up" else i + 1
     if 0 <= j < len(ids):
         ids[i], ids[j] = ids[j], ids[i]
-    _renumber_sections(ids)
-    _touch(section.course_id)
-    db.session.commit()
-    db.session.refresh(section)
+        _renumber_sections(ids)
+        touch(section.course_id)
     return section
 
 
+@unit_of_work(missing="No such section.")  # deleted in another tab meanwhile
 def set_collapsed(section: Section, user: User, collapsed: bool) -> None:
     """Remember per user whether the section is folded away in the editor.
 
@@ -339,119 +355,6 @@ def set_collapsed(section: Section, user: User, collapsed: bool) -> None:
                 CollapsedSection.user_id == user.id, CollapsedSection.section_id == section.id
             )
         )
-    db.session.commit()
-
-
-# --- blocks ----------------------------------------------------------------------------------
-
-
-def clean_block(
-    title: str, description: str, type_: str, url: str | None, content: str
-) -> dict[str, object]:
-    if type_ not in {str(t) for t in BlockType}:
-        raise Invalid("Choose a type.", field="type")
-    return {
-        "title": clean_title(title),
-        "description": clean_text(description, DESCRIPTION_MAX, "description"),
-        "type": type_,
-        "url": clean_url(url, required=type_ in URL_TYPES),
-        "content": clean_text(content, CONTENT_MAX, "content"),
-    }
-
-
-def add_block(
-    section: Section,
-    user: User,
-    title: str,
-    type_: str = BlockType.LESSON,
-    url: str | None = None,
-    content: str = "",
-    description: str = "",
-) -> ContentBlock:
-    values = clean_block(title, description, type_, url, content)
-    _lock(section.course_id)
-    position = len(_block_ids(section.id))
-    block = ContentBlock(section_id=section.id, position=position, **values)
-    db.session.add(block)
-    db.session.flush()
-    sync_course_completion(section.course_id)
-    _touch(section.course_id)
-    db.session.commit()
-    return block
-
-
-def update_block(
-    block: ContentBlock,
-    user: User,
-    title: str,
-    type_: str,
-    url: str | None,
-    content: str,
-    description: str = "",
-) -> ContentBlock:
-    for name, value in clean_block(title, description, type_, url, content).items():
-        setattr(block, name, value)
-    _touch(block.section.course_id)
-    db.session.commit()
-    return block
-
-
-def delete_block(block: ContentBlock, user: User) -> int:
-    """Delete a block (and its completions); returns the course id."""
-    section_id = block.section_id
-    course_id = block.section.course_id
-    _lock(course_id)
-    db.session.execute(delete(ContentBlock).where(ContentBlock.id == block.id))
-    _place_blocks(section_id, _block_ids(section_id))
-    sync_course_completion(course_id)
-    _touch(course_id)
-    db.session.commit()
-    return course_id
-
-
-def move_block(block: ContentBlock, user: User, direction: str) -> ContentBlock:
-    """One place up or down; past the edge of its section into the neighbouring section."""
-    section = block.section
-    _lock(section.course_id)
-    section_ids = _section_ids(section.course_id)
-    ids = _block_ids(section.id)
-    i = ids.index(block.id)
-    if direction not in ("up", "down"):
-        raise Invalid("Move up or down.")
-    j = i - 1 if direction == "up" else i + 1
-    if 0 <= j < len(ids):
-        ids[i], ids[j] = ids[j], ids[i]
-        _place_blocks(section.id, ids)
-    else:
-        k = section_ids.index(section.id) + (-1 if direction == "up" else 1)
-        if 0 <= k < len(section_ids):
-            target = section_ids[k]
-            ids.remove(block.id)
-            others = _block_ids(target)
-            others = others + [block.id] if direction == "up" else [block.id, *others]
-            _place_blocks(section.id, ids)
-            _place_blocks(target, others)
-    _touch(section.course_id)
-    db.session.commit()
-    db.session.refresh(block)
-    return block
-
-
-def move_block_to_section(block: ContentBlock, user: User, section_id: int | str) -> ContentBlock:
-    """Move the block to the end of another section of the same course."""
-    target = section_for_owner(section_id, user)
-    if target.course_id != block.section.course_id:
-        raise NotFound("No such section.")
-    _lock(target.course_id)
-    if target.id != block.section_id:
-        source_id = block.section_id
-        rest = [b for b in _block_ids(source_id) if b != block.id]
-        _place_blocks(source_id, rest)
-        _place_blocks(target.id, [*_block_ids(target.id), block.id])
-    _touch(target.course_id)
-    db.session.commit()
-    db.session.refresh(block)
-    return block
 
 
 ORDER_MAX_BYTES = 64 * 1024  # ~6,000 ids: far more than any course outline
@@ -496,7 +399,8 @@ def parse_order(text: str | None) -> list[tuple[int, list[int]]]:
     return order
 
 
-def reorder(course: Course, user: User, order: list[tuple[int, list[int]]]) -> None:
+@unit_of_work()
+def reorder(course: Course, order: list[tuple[int, list[int]]]) -> None:
     """Save a whole new order: sections, and for each section its blocks, in one transaction.
 
     The order must name every section and block of the course exactly once and nothing else;
@@ -507,7 +411,7 @@ def reorder(course: Course, user: User, order: list[tuple[int, list[int]]]) -> N
     block_ids = [bid for _, blocks in order for bid in blocks]
     if len(set(section_ids)) != len(section_ids) or len(set(block_ids)) != len(block_ids):
         raise stale
-    _lock(course.id)
+    lock(course.id)
     current = db.session.execute(
         select(Section.id, ContentBlock.id)
         .outerjoin(ContentBlock, ContentBlock.section_id == Section.id)
@@ -519,6 +423,5 @@ def reorder(course: Course, user: User, order: list[tuple[int, list[int]]]) -> N
         raise stale
     _renumber_sections(section_ids)
     for sid, blocks in order:
-        _place_blocks(sid, blocks)
-    _touch(course.id)
-    db.session.commit()
+        place_blocks(sid, blocks)
+    touch(course.id)

@@ -1,11 +1,17 @@
-"""Learning: enrolments, completions and progress."""
+"""Learning: a student's way through a course: its outline, enrolment, visits and completions.
+
+The catalogue is ``services/catalogue.py``, the student's overview ``services/my_learning.py``.
+Every change is one ``unit_of_work()``. A change that depends on the course's structure holds
+the course row (``_hold_structure``) and then reads again what it is about to use, so a block
+or course deleted by its teacher meanwhile answers the 404 a later request would get.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import load_only
 
 from ..extensions import db
@@ -18,7 +24,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotFound, insert
+from . import Conflict, Invalid, NotFound, insert, unit_of_work
 from .access import (
     block_for_student,
     course_for_student,
@@ -28,7 +34,8 @@ from .access import (
 )
 from .progress import percent, sync_course_completion
 
-PER_PAGE = 20
+NO_COURSE = "No such course."
+NO_BLOCK = "No such block."
 
 
 def _hold_structure(course_id: int) -> None:
@@ -39,82 +46,29 @@ def _hold_structure(course_id: int) -> None:
     it, a completion and a new block committed at the same moment would each recompute
     ``completed`` without seeing the other, and a course could stay "completed" with a block
     not done. Taken before any other row, so it cannot deadlock with the teacher's delete.
+
+    The row is read under the lock: if the teacher deleted (or unpublished) the course while
+    this waited, NotFound, before anything is written for a course that is gone.
     """
-    db.session.execute(
-        select(Course.id).where(Course.id == course_id).with_for_update(read=True, key_share=True)
+    published = db.session.scalar(
+        select(Course.is_published)
+        .where(Course.id == course_id)
+        .with_for_update(read=True, key_share=True)
     )
+    if not published:
+        raise NotFound(NO_COURSE)
 
 
-# --- the catalogue -------------------------------------------------------------------------------
-
-
-@dataclass
-class CatalogueRow:
-    course: Course
-    teacher: str
-    sections: int
-    blocks: int
-    enrolled: bool
-
-
-@dataclass
-class CataloguePage:
-    rows: list[CatalogueRow]
-    query: str
-    page: int
-    pages: int
-    total: int
-
-
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def catalogue(query: str, page: int, user: User | None, per_page: int = PER_PAGE) -> CataloguePage:
-    """Published courses matching ``query`` (title or teacher), with counts; two queries."""
-    query = (query or "").strip()[:200]
-    where = [Course.is_published.is_(True)]
-    if query:
-        pattern = _like(query.lower())
-        where.append(
-            or_(
-                func.lower(Course.title).like(pattern, escape="\\"),
-                func.lower(User.name).like(pattern, escape="\\"),
-            )
-        )
-    total = db.session.scalar(
-        select(func.count(Course.id)).join(User, Course.user_id == User.id).where(*where)
-    )
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, page), pages)
-    sections = (
-        select(func.count(Section.id)).where(Section.course_id == Course.id).scalar_subquery()
-    )
-    blocks = (
-        select(func.count(ContentBlock.id))
+def _hold_block(course_id: int, block_id: int) -> None:
+    """``_hold_structure``, then the block read again: still there, still in this course."""
+    _hold_structure(course_id)
+    still = db.session.scalar(
+        select(ContentBlock.id)
         .join(Section, ContentBlock.section_id == Section.id)
-        .where(Section.course_id == Course.id)
-        .scalar_subquery()
+        .where(ContentBlock.id == block_id, Section.course_id == course_id)
     )
-    student_id = user.id if is_student(user) else None
-    enrolled = exists().where(
-        StudentCourse.course_id == Course.id, StudentCourse.student_id == student_id
-    )
-    stmt = (
-        select(Course, User.name, sections, blocks, enrolled)
-        .join(User, Course.user_id == User.id)
-        .where(*where)
-        .order_by(func.lower(Course.title), Course.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-        .options(load_only(Course.id, Course.title, Course.description, Course.user_id))
-    )
-    rows = [
-        CatalogueRow(course, teacher, n_sections, n_blocks, bool(is_enrolled and student_id))
-        for course, teacher, n_sections, n_blocks, is_enrolled in db.session.execute(stmt)
-    ]
-    return CataloguePage(rows=rows, query=query, page=page, pages=pages, total=total)
+    if still is None:
+        raise NotFound(NO_BLOCK)
 
 
 # --- outline and progress ------------------------------------------------------------------------
@@ -262,6 +216,7 @@ def course_page(course_id: int, user: User | None) -> CourseView:
     return CourseView(course, load_outline(course, user), enrolment(course.id, user))
 
 
+@unit_of_work(missing=NO_COURSE)
 def enrol(course_id: int, student: User) -> None:
     """Enrol once, whatever the number of clicks; completions kept from before count again."""
     course = course_for_student(course_id, student)
@@ -272,9 +227,9 @@ def enrol(course_id: int, student: User) -> None:
         .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
     )
     sync_course_completion(course.id, student.id)
-    db.session.commit()
 
 
+@unit_of_work()
 def unenrol(course_id: int, student: User) -> None:
     """Leave a course; completions stay, so enrolling again brings the progress back."""
     course = course_for_viewer(course_id, student)
@@ -284,7 +239,6 @@ def unenrol(course_id: int, student: User) -> None:
                 StudentCourse.course_id == course.id, StudentCourse.student_id == student.id
             )
         )
-    db.session.commit()
 
 
 def resume_target(course_id: int, student: User) -> ContentBlock | None:
@@ -333,8 +287,8 @@ def visit_block(course_id: int, block_id: int, student: User) -> BlockView:
     """The block page's data; records the block as the student's last for resume."""
     course, block, enrolled = block_for_student(course_id, block_id, student)
     if enrolled.last_block_id != block.id:
-        enrolled.last_block_id = block.id
-        db.session.commit()
+        with unit_of_work():
+            enrolled.last_block_id = block.id
     return _view(course, block, enrolled, student)
 
 
@@ -365,51 +319,50 @@ def complete_block(
     course_id: int, block_id: int, student: User, url: str | None = None, remarks: str = ""
 ) -> BlockView:
     """Mark a block complete (once, however many requests); assignments and quizzes need a url."""
-    course, block, enrolled = block_for_student(course_id, block_id, student)
-    url, remarks = _clean_work(block, url, remarks)
-    _hold_structure(course.id)
-    now = utcnow()
-    db.session.execute(
-        insert(CompletedContentBlock)
-        .values(
-            student_id=student.id,
-            content_block_id=block.id,
-            url=url,
-            feedback=remarks,
-            grader_comment="",
-            completed_at=now,
-            updated_at=now,
+    with unit_of_work(missing=NO_BLOCK):
+        course, block, enrolled = block_for_student(course_id, block_id, student)
+        url, remarks = _clean_work(block, url, remarks)
+        _hold_block(course.id, block.id)
+        now = utcnow()
+        db.session.execute(
+            insert(CompletedContentBlock)
+            .values(
+                student_id=student.id,
+                content_block_id=block.id,
+                url=url,
+                feedback=remarks,
+                grader_comment="",
+                completed_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["student_id", "content_block_id"])
         )
-        .on_conflict_do_nothing(index_elements=["student_id", "content_block_id"])
-    )
-    enrolled.last_block_id = block.id
-    sync_course_completion(course.id, student.id)
-    db.session.commit()
-    return _view(course, block, enrolled, student)
+        enrolled.last_block_id = block.id
+        sync_course_completion(course.id, student.id)
+    return block_view(course_id, block_id, student)
 
 
 def edit_completion(
     course_id: int, block_id: int, student: User, url: str | None, remarks: str
 ) -> BlockView:
     """Change the url and remarks of submitted work; never the grade or the grader's comment."""
-    course, block, enrolled = block_for_student(course_id, block_id, student)
-    done = _completion(block.id, student.id)
-    if done is None:
-        raise Conflict("This block is not marked complete.")
-    if not block.is_gradable:
-        raise Conflict("There is nothing to edit on this block.")
-    url, remarks = _clean_work(block, url, remarks)
-    if (done.url, done.feedback) != (url, remarks):
-        # Bumping updated_at tells the teacher the work changed after it was graded.
-        db.session.execute(
-            update(CompletedContentBlock)
-            .where(CompletedContentBlock.id == done.id)
-            .values(url=url, feedback=remarks, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-    db.session.commit()
-    db.session.expire_all()
-    return block_view(course_id, block_id, student)
+    with unit_of_work():
+        _, block, _ = block_for_student(course_id, block_id, student)
+        done = _completion(block.id, student.id)
+        if done is None:
+            raise Conflict("This block is not marked complete.")
+        if not block.is_gradable:
+            raise Conflict("There is nothing to edit on this block.")
+        url, remarks = _clean_work(block, url, remarks)
+        if (done.url, done.feedback) != (url, remarks):
+            # Bumping updated_at tells the teacher the work changed after it was graded.
+            db.session.execute(
+                update(CompletedContentBlock)
+                .where(CompletedContentBlock.id == done.id)
+                .values(url=url, feedback=remarks, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+    return block_view(course_id, block_id, student)  # read again: the commit expired the rows
 
 
 GRADED_UNDO = (
@@ -419,99 +372,21 @@ GRADED_UNDO = (
 
 def undo_completion(course_id: int, block_id: int, student: User) -> BlockView:
     """Take a completion back, unless a teacher has graded it."""
-    course, block, enrolled = block_for_student(course_id, block_id, student)
-    _hold_structure(course.id)
-    # Only ungraded rows are deleted, so a grade given a moment ago is never lost.
-    result = db.session.execute(
-        delete(CompletedContentBlock)
-        .where(
-            CompletedContentBlock.content_block_id == block.id,
-            CompletedContentBlock.student_id == student.id,
-            CompletedContentBlock.graded_at.is_(None),
-            CompletedContentBlock.grade.is_(None),
+    with unit_of_work():
+        course, block, _ = block_for_student(course_id, block_id, student)
+        _hold_structure(course.id)
+        # Only ungraded rows are deleted, so a grade given a moment ago is never lost.
+        result = db.session.execute(
+            delete(CompletedContentBlock)
+            .where(
+                CompletedContentBlock.content_block_id == block.id,
+                CompletedContentBlock.student_id == student.id,
+                CompletedContentBlock.graded_at.is_(None),
+                CompletedContentBlock.grade.is_(None),
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 0 and _completion(block.id, student.id) is not None:
-        db.session.rollback()
-        raise Conflict(GRADED_UNDO)
-    sync_course_completion(course.id, student.id)
-    db.session.commit()
-    db.session.expire_all()
+        if result.rowcount == 0 and _completion(block.id, student.id) is not None:
+            raise Conflict(GRADED_UNDO)  # the unit of work rolls back
+        sync_course_completion(course.id, student.id)
     return block_view(course_id, block_id, student)
-
-
-# --- my learning ---------------------------------------------------------------------------------
-
-
-@dataclass
-class MyCourse:
-    enrolment: StudentCourse
-    course: Course
-    total: int
-    done: int
-
-    @property
-    def percent(self) -> int:
-        return percent(self.done, self.total)
-
-
-@dataclass
-class MyLearning:
-    courses: list[MyCourse]
-    graded: list[tuple[CompletedContentBlock, ContentBlock, Course]]
-
-
-def my_learning(student: User, graded_limit: int = 5) -> MyLearning:
-    """Enrolled courses with progress, and recently graded work: three queries."""
-    rows = db.session.execute(
-        select(StudentCourse, Course)
-        .join(Course, StudentCourse.course_id == Course.id)
-        .where(StudentCourse.student_id == student.id)
-        .order_by(StudentCourse.enrolled_at.desc(), StudentCourse.id.desc())
-    ).all()
-    ids = [course.id for _, course in rows]
-    totals: dict[int, int] = {}
-    done: dict[int, int] = {}
-    if ids:
-        totals = dict(
-            db.session.execute(
-                select(Section.course_id, func.count(ContentBlock.id))
-                .join(ContentBlock, ContentBlock.section_id == Section.id)
-                .where(Section.course_id.in_(ids))
-                .group_by(Section.course_id)
-            ).all()
-        )
-        done = dict(
-            db.session.execute(
-                select(Section.course_id, func.count(CompletedContentBlock.id))
-                .join(ContentBlock, ContentBlock.section_id == Section.id)
-                .join(
-                    CompletedContentBlock,
-                    CompletedContentBlock.content_block_id == ContentBlock.id,
-                )
-                .where(Section.course_id.in_(ids), CompletedContentBlock.student_id == student.id)
-                .group_by(Section.course_id)
-            ).all()
-        )
-    graded = db.session.execute(
-        select(CompletedContentBlock, ContentBlock, Course)
-        .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
-        .join(Section, ContentBlock.section_id == Section.id)
-        .join(Course, Section.course_id == Course.id)
-        .where(
-            CompletedContentBlock.student_id == student.id,
-            CompletedContentBlock.graded_at.is_not(None),
-        )
-        .order_by(CompletedContentBlock.graded_at.desc())
-        .limit(graded_limit)
-        .options(load_only(ContentBlock.id, ContentBlock.title, ContentBlock.section_id))
-    ).all()
-    return MyLearning(
-        courses=[
-            MyCourse(e, c, totals.get(c.id, 0), done.get(c.id, 0))
-            for e, c in rows
-            if c.is_published
-        ],
-        graded=[tuple(r) for r in graded],
-    )
