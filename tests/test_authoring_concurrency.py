@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from tests.conftest import DATABASE_URL, login_as, make_course
 from tests.test_learning_concurrency import (  # noqa: F401 - config_overrides is a fixture
@@ -116,3 +116,17 @@ def test_block_changes_racing_the_deletion_of_their_section_are_not_found(app, t
     assert sorted(b.position for b in sections[0].blocks) == [0, 1]
     assert db.session.query(ContentBlock).count() == 2
     assert db.session.query(CollapsedSection).count() == 0
+
+
+def test_editing_a_block_deleted_meanwhile_is_a_404_not_a_500(app, teacher):
+    """The editor's form was loaded, then the block was deleted elsewhere: the save finds no row
+    to update (StaleDataError in the ORM) and answers the 404 a later request would get."""
+    from webapp.services import NotFound, blocks
+
+    course = make_course(teacher, sections=1, blocks=1)
+    block = course.sections[0].blocks[0]
+    assert block.section.course_id == course.id  # loaded, as the route's guard loads it
+    with db.engine.begin() as elsewhere:  # another request, committed
+        elsewhere.execute(delete(ContentBlock).where(ContentBlock.id == block.id))
+    with pytest.raises(NotFound):
+        blocks.update_block(block, "New title", "lesson", None, "Some text")

@@ -98,7 +98,8 @@ def register(app) -> None:
     def domain_error(exc: DomainError):
         # Fallback for domain errors a route did not turn into a form message itself.
         discard()
-        code = {NotFound: 404, NotAllowed: 403, Conflict: 409, Invalid: 422}.get(type(exc), 400)
+        codes = {NotFound: 404, NotAllowed: 403, Conflict: 409, Invalid: 422}
+        code = next((c for kind, c in codes.items() if isinstance(exc, kind)), 400)
         return render_error(code, exc.message or None)
 
     @app.errorhandler(Exception)

@@ -6,7 +6,6 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from .. import htmx
-from ..errors import render_error
 from ..guards import student_required
 from ..markdown import render_markdown
 from ..services import Conflict, Invalid, access
@@ -23,12 +22,6 @@ COMPLETION_ID = "completion"
 @bp.context_processor
 def _template_helpers():
     return {"render_markdown": render_markdown}
-
-
-@bp.errorhandler(access.NotEnrolled)
-def _not_enrolled(exc):
-    # A NotFound subclass: errors.py maps exact classes only. The unit of work rolled back.
-    return render_error(404, exc.message)
 
 
 @bp.get("/courses")

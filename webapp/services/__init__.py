@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from ..extensions import db
 
@@ -85,9 +86,9 @@ def unit_of_work(*, missing: str | None = None) -> Iterator[None]:
 
     Nested units join the outermost one (a service that calls another commits once). On any
     exception the transaction is rolled back, so row locks are released and nothing
-    half-written remains. ``missing``: a foreign-key failure (a parent row deleted by someone
-    else while this operation waited for its lock) becomes ``NotFound(missing)``, the same 404 a
-    later request would get.
+    half-written remains. ``missing``: a row deleted by someone else while this operation waited
+    for its lock (a foreign-key failure on insert, an update that found its row gone) becomes
+    ``NotFound(missing)``, the same 404 a later request would get.
     """
     info = db.session.info
     depth = info.get(_DEPTH, 0)
@@ -110,7 +111,7 @@ def unit_of_work(*, missing: str | None = None) -> Iterator[None]:
 
 
 def _is_missing_parent(exc: BaseException) -> bool:
-    if not isinstance(exc, IntegrityError):
-        return False
-    text = str(exc.orig).lower()
-    return "foreign key" in text
+    """A row this operation wrote or refers to was deleted by someone else meanwhile."""
+    if isinstance(exc, StaleDataError | ObjectDeletedError):
+        return True
+    return isinstance(exc, IntegrityError) and "foreign key" in str(exc.orig).lower()

@@ -79,7 +79,7 @@ def add_block(
     return block
 
 
-@unit_of_work()
+@unit_of_work(missing="No such block.")  # deleted in another tab meanwhile
 def update_block(
     block: ContentBlock,
     title: str,

@@ -165,7 +165,7 @@ def _set_text(row: Course | Section, name: str, value: str) -> None:
         raise Invalid("Unknown field.")
 
 
-@unit_of_work()
+@unit_of_work(missing="No such course.")  # deleted in another tab meanwhile
 def update_course_field(course: Course, name: str, value: str) -> Course:
     """Set the course's title or description."""
     _set_text(course, name, value)
@@ -298,7 +298,7 @@ def add_section(course: Course, title: str, description: str = "") -> Section:
     return section
 
 
-@unit_of_work()
+@unit_of_work(missing="No such section.")
 def update_section_field(section: Section, name: str, value: str) -> Section:
     """Set the section's title or description."""
     _set_text(section, name, value)
