@@ -86,10 +86,16 @@ def _urls(app, world, method: str) -> list[str]:
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or method not in rule.methods:
             continue
-        values = {}
-        for arg in rule.arguments:
-            choices = getattr(rule._converters[arg], "items", None)  # <any(a, b):name>
-            values[arg] = sorted(choices)[0] if choices else world.get(arg, "token")
+        values = dict(rule.defaults or {})
+        for arg in rule.arguments - set(values):
+            converter = rule._converters[arg]
+            choices = getattr(converter, "items", None)  # <any(a, b):name>
+            if choices:
+                values[arg] = sorted(choices)[0]
+            elif arg in world:
+                values[arg] = world[arg]
+            else:
+                values[arg] = world["course_id"] if converter.regex == r"\d+" else "token"
         urls.append(rule.build(values, append_unknown=False)[1])
     assert len(urls) > 10
     return urls
