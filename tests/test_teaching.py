@@ -91,7 +91,7 @@ def setup(course, teacher, student):
 def _urls(s) -> list[tuple[str, str, dict]]:
     c, sub, st = s["course"].id, s["sub"].id, s["student"].id
     base = f"/teach/courses/{c}"
-    grade = {"grade": "70", "comment": "x", "version": "1.0", "action": "save"}
+    grade = {"grade": "70", "comment": "x", "version": "1", "action": "save"}
     return [
         ("GET", f"{base}/students", {}),
         ("POST", f"{base}/students", {"emails": "someone@example.com"}),
@@ -106,7 +106,7 @@ def _urls(s) -> list[tuple[str, str, dict]]:
         (
             "POST",
             f"{base}/gradebook/cells/{sub}",
-            {f"c{sub}-grade": "70", f"c{sub}-version": "1.0"},
+            {f"c{sub}-grade": "70", f"c{sub}-version": "1"},
         ),
         ("GET", f"{base}/gradebook.csv", {}),
         ("GET", f"{base}/progress.csv", {}),
@@ -189,16 +189,16 @@ def test_ids_that_are_not_row_ids_are_404_not_500(client, setup, index, bad):
 
 
 def test_grading_services_refuse_ids_beyond_the_integer_range(setup):
-    from webapp.services import NotFound, access, grading
+    from webapp.services import NotFound, access, gradebook, grading, roster
 
     course = setup["course"]
     calls = (
         access.completion_for_grader,
-        grading.gradebook_cell,
-        grading.remove_student,
+        gradebook.gradebook_cell,
+        roster.remove_student,
         access.student_for_teacher,
-        grading.student_record,
-        lambda c, i: grading.grade(c, i, setup["teacher"], 70, None, "1.0"),
+        roster.student_record,
+        lambda c, i: grading.grade(c, i, setup["teacher"], 70, None, "1"),
     )
     for bad in (99999999999, -1, 0, "abc", None):
         for call in calls:
@@ -544,17 +544,22 @@ def test_student_record_page(client, setup, teacher, student):
     assert client.get(f"/teach/courses/{course.id}/students/{stranger.id}").status_code == 404
 
 
-def test_course_tabs_partial_can_be_included_by_other_pages(app, setup, teacher):
+def test_course_tabs_partial_can_be_included_by_other_pages(app, setup, teacher, count_queries):
+    """The tabs show the count the page passes; they never query (no count without one)."""
     from flask import render_template_string
 
-    with app.test_request_context("/"):
-        html = render_template_string(
-            '{% include "teaching/partials/course_tabs.html" %}', course=setup["course"]
-        )
-    assert f'href="/teach/courses/{setup["course"].id}/students"' in html
-    assert re.search(r'id="grading-count"[^>]*>.*1', html)  # counted when not given
+    course = setup["course"]
+    tabs = '{% include "teaching/partials/course_tabs.html" %}'
+    assert course.title  # loaded before counting
+    with app.test_request_context("/"), count_queries() as counted:
+        given = render_template_string(tabs, course=course, queue_count=1)
+        missing = render_template_string(tabs, course=course)
+    assert counted.count == 0, counted.statements
+    assert f'href="/teach/courses/{course.id}/students"' in given
+    assert re.search(r'id="grading-count"[^>]*>.*1', given)
+    assert 'id="grading-count"' not in missing and ">To grade</a>" in missing
     if "authoring.editor" in app.view_functions:
-        assert 'aria-current="page">Editor' in html
+        assert 'aria-current="page">Editor' in given
 
 
 @pytest.mark.skipif(not ON_REAL_SERVERS, reason="real concurrency needs PostgreSQL")
