@@ -277,29 +277,56 @@ def test_roster_sorts_by_progress_and_activity(client, course, teacher):
     assert html.index("A Busy") < html.index("B Idle")  # never-active students last
 
 
-def test_roster_paginates(client, course, teacher):
+def enrol_many(course, n: int, tag: str, name: str) -> list[int]:
+    """``n`` enrolled active students named ``name.format(i)``, emails ``{tag}{i}@…``: their ids."""
     rows = [
         {
-            "email": f"s{i:03}@example.com",
-            "name": f"Student {i:03}",
+            "email": f"{tag}{i:05}@example.com",
+            "name": name.format(i),
             "role": "student",
             "is_active": True,
             "session_epoch": 0,
         }
-        for i in range(120)
+        for i in range(n)
     ]
     db.session.execute(insert(User), rows)
-    ids = db.session.scalars(select(User.id).where(User.email.like("s%@example.com"))).all()
+    ids = db.session.scalars(select(User.id).where(User.email.like(f"{tag}%@example.com"))).all()
     db.session.execute(
         insert(StudentCourse), [{"student_id": i, "course_id": course.id} for i in ids]
     )
     db.session.commit()
+    return ids
+
+
+def test_roster_paginates(client, course, teacher):
+    enrol_many(course, 120, "s", "Student {:03}")
     login_as(client, teacher)
     html = client.get(f"/teach/courses/{course.id}/students?page=3").text
     assert "Page 3 of 3" in html
     assert "Student 100" in html and "Student 099" not in html
     assert "120 students" in html
     assert client.get(f"/teach/courses/{course.id}/students?page=abc").status_code == 200
+    # Pages out of range show the nearest page there is.
+    for page, shown in (("99", 3), ("0", 1), ("-5", 1), ("abc", 1)):
+        html = client.get(f"/teach/courses/{course.id}/students?page={page}").text
+        assert f"Page {shown} of 3" in html, page
+    assert "Student 100" in client.get(f"/teach/courses/{course.id}/students?page=99").text
+
+
+def test_roster_search_matches_wildcards_and_backslashes_literally(client, course, teacher):
+    for name in ("Ann_Lee", "AnnXLee", "Bo%Ek", "Bo\\Ek", "BoZZEk"):
+        enrol(make_user(Role.STUDENT, name=name), course)
+    login_as(client, teacher)
+    url = f"/teach/courses/{course.id}/students"
+
+    def found(q: str) -> set[str]:
+        html = client.get(url, query_string={"q": q}, headers={**HX, "HX-Target": "roster-table"})
+        return set(re.findall(r'/students/\d+">([^<]+)</a>', html.text))
+
+    assert found("n_l") == {"Ann_Lee"}
+    assert found("o%e") == {"Bo%Ek"}
+    assert found("o\\e") == {"Bo\\Ek"}
+    assert found("ANNX") == {"AnnXLee"}  # case does not matter
 
 
 def test_roster_query_budget_does_not_grow(client, course, teacher, count_queries):
@@ -330,21 +357,7 @@ def test_roster_query_budget_does_not_grow(client, course, teacher, count_querie
 def test_roster_of_5000_students_is_fast(client, course, teacher, count_queries):
     import time
 
-    rows = [
-        {
-            "email": f"bulk{i}@example.com",
-            "name": f"Bulk {i:05}",
-            "role": "student",
-            "is_active": True,
-            "session_epoch": 0,
-        }
-        for i in range(5000)
-    ]
-    db.session.execute(insert(User), rows)
-    ids = db.session.scalars(select(User.id).where(User.email.like("bulk%"))).all()
-    db.session.execute(
-        insert(StudentCourse), [{"student_id": i, "course_id": course.id} for i in ids]
-    )
+    ids = enrol_many(course, 5000, "bulk", "Bulk {:05}")
     block = blocks_of(course)[0]
     now = utcnow()
     db.session.execute(
