@@ -13,7 +13,7 @@ from sqlalchemy.orm import Bundle
 from ..extensions import db
 from ..models import CompletedContentBlock, ContentBlock, Course, Section, StudentCourse, User
 from .access import completion_for_grader
-from .grading import CCB, GRADABLE, enrolled_work, grade, version_of
+from .grading import CCB, GRADABLE, changed_since_graded, enrolled_work, grade, version_of
 from .progress import percent
 from .roster import block_ids, paginate
 
@@ -97,7 +97,7 @@ def gradebook(course: Course, page: int = 1) -> Gradebook:
     if ids and blocks:
         stmt = (
             select(CCB.id, CCB.student_id, CCB.content_block_id, CCB.grade, CCB.version)
-            .add_columns(CCB.updated_at > CCB.graded_at)
+            .add_columns(changed_since_graded())
             .where(CCB.student_id.in_(ids), CCB.content_block_id.in_(block_ids(course.id)))
             .execution_options(yield_per=2000)
         )

@@ -54,6 +54,11 @@ def enrolled_work(*cols):
     )
 
 
+def changed_since_graded():
+    """SQL: the student changed the work after it was graded (NULL while never graded)."""
+    return CCB.updated_at > CCB.graded_at
+
+
 # --- the queue ---------------------------------------------------------------------------------
 
 
@@ -61,7 +66,7 @@ def _waiting() -> list:
     """Submissions to gradable blocks without a grade, or changed since they were graded."""
     return [
         ContentBlock.type.in_(GRADABLE),
-        or_(CCB.grade.is_(None), CCB.graded_at.is_(None), CCB.updated_at > CCB.graded_at),
+        or_(CCB.grade.is_(None), CCB.graded_at.is_(None), changed_since_graded()),
     ]
 
 
