@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from tests.conftest import ON_REAL_SERVERS, login_as, make_course, make_user
 from tests.test_teaching import HX, analyze, blocks_of, complete, enrol, gradable_of
@@ -22,7 +22,7 @@ from webapp.models import (
     User,
     utcnow,
 )
-from webapp.services import grading
+from webapp.services import gradebook, grading
 
 PANEL = {**HX, "HX-Target": "grading-panel"}
 
@@ -145,11 +145,12 @@ def test_save_cell_keeps_the_comment_and_returns_the_averages(course, teacher, q
     ann, ben, _ = queue
     ann.grader_comment = "kept"
     db.session.commit()
-    saved = grading.save_cell(course, ann.id, teacher, 40, version(ann))
+    loaded = version(ann)
+    saved = gradebook.save_cell(course, ann.id, teacher, 40, loaded)
     assert (saved.completion.grade, saved.completion.grader_comment) == (40, "kept")
     assert (saved.cell.grade, saved.row_avg, saved.col_avg) == (40, 40.0, 40.0)
     with pytest.raises(grading.StaleGrade):
-        grading.save_cell(course, ann.id, teacher, 50, "1.0")
+        gradebook.save_cell(course, ann.id, teacher, 50, loaded)
 
 
 def test_save_grades_and_emails_the_student_once(client, course, teacher, queue, mailbox):
@@ -277,6 +278,87 @@ def test_student_edit_while_grading_gives_409(client, course, teacher, queue):
     assert db.session.get(CompletedContentBlock, sub.id).grade is None
 
 
+def _version_in(html: str) -> str:
+    """The version the grading form carries (its hidden input, whatever the attribute order)."""
+    field = re.search(r'<input[^>]*name="version"[^>]*>', html).group(0)
+    return re.search(r'value="([^"]*)"', field).group(1)
+
+
+def _student_client(app, student):
+    other = app.test_client()
+    login_as(other, student)
+    return other
+
+
+def test_version_is_an_integer_every_update_bumps(course, teacher, student):
+    """Every UPDATE of a completion, the ORM's or a bulk one, makes a new version."""
+    enrol(student, course)
+    sub = complete(student, gradable_of(course)[0])
+    assert version(sub) == "1"
+    db.session.execute(
+        update(CompletedContentBlock)
+        .where(CompletedContentBlock.id == sub.id)
+        .values(url="https://example.com/bulk", updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    assert version(sub) == "2"
+    grading.grade(course, sub.id, teacher, 50, None, "2")
+    assert version(sub) == "3"
+    sub.grader_comment = "changed by the ORM"
+    db.session.commit()
+    assert version(sub) == "4"
+
+
+def test_student_edit_on_the_learning_page_makes_an_opened_grade_stale(
+    app, client, course, teacher, student
+):
+    """The student changes their work (learning's bulk UPDATE) after the teacher opened it."""
+    enrol(student, course)
+    block = gradable_of(course)[0]
+    sub = complete(student, block, url="https://example.com/first")
+    login_as(client, teacher)
+    panel = client.get(f"/teach/courses/{course.id}/grading/{sub.id}", headers=PANEL).text
+    loaded = _version_in(panel)
+    edit = _student_client(app, student).post(
+        f"/courses/{course.id}/blocks/{block.id}/completion",
+        data={"url": "https://example.com/second", "remarks": "better now"},
+    )
+    assert edit.status_code == 303
+    resp = post_grade(client, course, sub, "70", ver=loaded, headers=PANEL)
+    assert resp.status_code == 409
+    assert "https://example.com/second" in resp.text
+    assert _version_in(resp.text) != loaded
+    assert db.session.get(CompletedContentBlock, sub.id).grade is None
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+
+def test_work_undone_and_submitted_again_never_takes_an_opened_grade(
+    app, client, course, teacher, student
+):
+    """Undo deletes the row and completing again inserts one: it never gets the old id (SQLite
+    would reuse the highest id), so the grade the teacher opened cannot land on the new work."""
+    enrol(student, course)
+    block = gradable_of(course)[0]
+    old_id = complete(student, block, url="https://example.com/first").id
+    login_as(client, teacher)
+    loaded = _version_in(client.get(f"/teach/courses/{course.id}/grading/{old_id}").text)
+    learner = _student_client(app, student)
+    assert learner.post(f"/courses/{course.id}/blocks/{block.id}/undo").status_code == 303
+    again = learner.post(
+        f"/courses/{course.id}/blocks/{block.id}/complete",
+        data={"url": "https://example.com/redone", "remarks": ""},
+    )
+    assert again.status_code == 303
+    resp = client.post(
+        f"/teach/courses/{course.id}/grading/{old_id}",
+        data={"grade": "70", "comment": "", "action": "save", "version": loaded},
+    )
+    assert resp.status_code in (404, 409)
+    redone = db.session.scalar(select(CompletedContentBlock))
+    assert redone.id != old_id and redone.grade is None
+
+
 @pytest.mark.skipif(not ON_REAL_SERVERS, reason="real concurrency needs PostgreSQL")
 def test_concurrent_graders_on_postgresql_one_wins(app, course, teacher, queue):
     sub = queue[0]
@@ -374,9 +456,7 @@ def test_gradebook_cell_edit_in_place(client, course, teacher, student, mailbox)
     assert form.text.lstrip().startswith("<form") and "<html" not in form.text
     assert f'name="c{done.id}-grade"' in form.text and 'value="50"' in form.text
     ver = re.search(rf'name="c{done.id}-version" type="hidden" value="([^"]+)"', form.text)
-    ver = (
-        ver.group(1) if ver else re.search(r'type="hidden" value="(\d+\.\d+)"', form.text).group(1)
-    )
+    ver = ver.group(1) if ver else re.search(r'type="hidden" value="(\d+)"', form.text).group(1)
     bad = client.post(
         base, data={f"c{done.id}-grade": "101", f"c{done.id}-version": ver}, headers=cell
     )
@@ -484,6 +564,15 @@ def test_gradebook_query_budget_does_not_grow(client, teacher, count_queries):
     with count_queries() as q_big:
         assert client.get(f"/teach/courses/{big.id}/gradebook?page=2").status_code == 200
     assert q_big.count == q_small.count <= 12
+
+
+def test_gradebook_pages_out_of_range_show_the_nearest(client, teacher):
+    course = _bulk_course(teacher, 120, 3)
+    login_as(client, teacher)
+    for page, shown in (("99", 3), ("0", 1), ("-2", 1), ("x", 1), ("2", 2)):
+        html = client.get(f"/teach/courses/{course.id}/gradebook?page={page}").text
+        assert f"Page {shown} of 3" in html, page
+    assert "Student 00119" in client.get(f"/teach/courses/{course.id}/gradebook?page=99").text
 
 
 def test_gradebook_of_500_students_by_200_blocks_is_fast(client, teacher):

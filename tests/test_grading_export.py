@@ -14,7 +14,7 @@ from tests.test_teaching import analyze, complete, enrol, gradable_of
 from webapp.extensions import db
 from webapp.models import CompletedContentBlock, ContentBlock, Role, Section, StudentCourse, User
 from webapp.models import utcnow as now
-from webapp.services.grading import csv_safe
+from webapp.services.exports import csv_safe
 
 NASTY = [
     "Smith, Jane",

@@ -171,7 +171,7 @@ def test_reenrolment_by_email_racing_a_new_block_keeps_progress_true(app, studen
     the course is not "completed" with a block not done. (Inserting the enrolment row checks
     its foreign key to the course with a KEY SHARE lock, which waits for the teacher's
     FOR UPDATE: no explicit lock is needed here, unlike completing a block.)"""
-    from webapp.services import grading
+    from webapp.services import roster
 
     course = make_course(teacher, sections=1, blocks=1, types=("lesson",))
     block = db.session.scalar(
@@ -186,7 +186,7 @@ def test_reenrolment_by_email_racing_a_new_block_keeps_progress_true(app, studen
     def enrol_again():
         with app.app_context():
             again = db.session.get(Course, course.id)
-            results.append(grading.enrol_by_email(again, student.email))
+            results.append(roster.enrol_by_email(again, student.email))
 
     worker = threading.Thread(target=enrol_again)
     worker.start()

@@ -91,7 +91,7 @@ def setup(course, teacher, student):
 def _urls(s) -> list[tuple[str, str, dict]]:
     c, sub, st = s["course"].id, s["sub"].id, s["student"].id
     base = f"/teach/courses/{c}"
-    grade = {"grade": "70", "comment": "x", "version": "1.0", "action": "save"}
+    grade = {"grade": "70", "comment": "x", "version": "1", "action": "save"}
     return [
         ("GET", f"{base}/students", {}),
         ("POST", f"{base}/students", {"emails": "someone@example.com"}),
@@ -106,7 +106,7 @@ def _urls(s) -> list[tuple[str, str, dict]]:
         (
             "POST",
             f"{base}/gradebook/cells/{sub}",
-            {f"c{sub}-grade": "70", f"c{sub}-version": "1.0"},
+            {f"c{sub}-grade": "70", f"c{sub}-version": "1"},
         ),
         ("GET", f"{base}/gradebook.csv", {}),
         ("GET", f"{base}/progress.csv", {}),
@@ -189,16 +189,16 @@ def test_ids_that_are_not_row_ids_are_404_not_500(client, setup, index, bad):
 
 
 def test_grading_services_refuse_ids_beyond_the_integer_range(setup):
-    from webapp.services import NotFound, access, grading
+    from webapp.services import NotFound, access, gradebook, grading, roster
 
     course = setup["course"]
     calls = (
         access.completion_for_grader,
-        grading.gradebook_cell,
-        grading.remove_student,
+        gradebook.gradebook_cell,
+        roster.remove_student,
         access.student_for_teacher,
-        grading.student_record,
-        lambda c, i: grading.grade(c, i, setup["teacher"], 70, None, "1.0"),
+        roster.student_record,
+        lambda c, i: grading.grade(c, i, setup["teacher"], 70, None, "1"),
     )
     for bad in (99999999999, -1, 0, "abc", None):
         for call in calls:
@@ -277,29 +277,56 @@ def test_roster_sorts_by_progress_and_activity(client, course, teacher):
     assert html.index("A Busy") < html.index("B Idle")  # never-active students last
 
 
-def test_roster_paginates(client, course, teacher):
+def enrol_many(course, n: int, tag: str, name: str) -> list[int]:
+    """``n`` enrolled active students named ``name.format(i)``, emails ``{tag}{i}@…``: their ids."""
     rows = [
         {
-            "email": f"s{i:03}@example.com",
-            "name": f"Student {i:03}",
+            "email": f"{tag}{i:05}@example.com",
+            "name": name.format(i),
             "role": "student",
             "is_active": True,
             "session_epoch": 0,
         }
-        for i in range(120)
+        for i in range(n)
     ]
     db.session.execute(insert(User), rows)
-    ids = db.session.scalars(select(User.id).where(User.email.like("s%@example.com"))).all()
+    ids = db.session.scalars(select(User.id).where(User.email.like(f"{tag}%@example.com"))).all()
     db.session.execute(
         insert(StudentCourse), [{"student_id": i, "course_id": course.id} for i in ids]
     )
     db.session.commit()
+    return ids
+
+
+def test_roster_paginates(client, course, teacher):
+    enrol_many(course, 120, "s", "Student {:03}")
     login_as(client, teacher)
     html = client.get(f"/teach/courses/{course.id}/students?page=3").text
     assert "Page 3 of 3" in html
     assert "Student 100" in html and "Student 099" not in html
     assert "120 students" in html
     assert client.get(f"/teach/courses/{course.id}/students?page=abc").status_code == 200
+    # Pages out of range show the nearest page there is.
+    for page, shown in (("99", 3), ("0", 1), ("-5", 1), ("abc", 1)):
+        html = client.get(f"/teach/courses/{course.id}/students?page={page}").text
+        assert f"Page {shown} of 3" in html, page
+    assert "Student 100" in client.get(f"/teach/courses/{course.id}/students?page=99").text
+
+
+def test_roster_search_matches_wildcards_and_backslashes_literally(client, course, teacher):
+    for name in ("Ann_Lee", "AnnXLee", "Bo%Ek", "Bo\\Ek", "BoZZEk"):
+        enrol(make_user(Role.STUDENT, name=name), course)
+    login_as(client, teacher)
+    url = f"/teach/courses/{course.id}/students"
+
+    def found(q: str) -> set[str]:
+        html = client.get(url, query_string={"q": q}, headers={**HX, "HX-Target": "roster-table"})
+        return set(re.findall(r'/students/\d+">([^<]+)</a>', html.text))
+
+    assert found("n_l") == {"Ann_Lee"}
+    assert found("o%e") == {"Bo%Ek"}
+    assert found("o\\e") == {"Bo\\Ek"}
+    assert found("ANNX") == {"AnnXLee"}  # case does not matter
 
 
 def test_roster_query_budget_does_not_grow(client, course, teacher, count_queries):
@@ -330,21 +357,7 @@ def test_roster_query_budget_does_not_grow(client, course, teacher, count_querie
 def test_roster_of_5000_students_is_fast(client, course, teacher, count_queries):
     import time
 
-    rows = [
-        {
-            "email": f"bulk{i}@example.com",
-            "name": f"Bulk {i:05}",
-            "role": "student",
-            "is_active": True,
-            "session_epoch": 0,
-        }
-        for i in range(5000)
-    ]
-    db.session.execute(insert(User), rows)
-    ids = db.session.scalars(select(User.id).where(User.email.like("bulk%"))).all()
-    db.session.execute(
-        insert(StudentCourse), [{"student_id": i, "course_id": course.id} for i in ids]
-    )
+    ids = enrol_many(course, 5000, "bulk", "Bulk {:05}")
     block = blocks_of(course)[0]
     now = utcnow()
     db.session.execute(
@@ -544,17 +557,22 @@ def test_student_record_page(client, setup, teacher, student):
     assert client.get(f"/teach/courses/{course.id}/students/{stranger.id}").status_code == 404
 
 
-def test_course_tabs_partial_can_be_included_by_other_pages(app, setup, teacher):
+def test_course_tabs_partial_can_be_included_by_other_pages(app, setup, teacher, count_queries):
+    """The tabs show the count the page passes; they never query (no count without one)."""
     from flask import render_template_string
 
-    with app.test_request_context("/"):
-        html = render_template_string(
-            '{% include "teaching/partials/course_tabs.html" %}', course=setup["course"]
-        )
-    assert f'href="/teach/courses/{setup["course"].id}/students"' in html
-    assert re.search(r'id="grading-count"[^>]*>.*1', html)  # counted when not given
+    course = setup["course"]
+    tabs = '{% include "teaching/partials/course_tabs.html" %}'
+    assert course.title  # loaded before counting
+    with app.test_request_context("/"), count_queries() as counted:
+        given = render_template_string(tabs, course=course, queue_count=1)
+        missing = render_template_string(tabs, course=course)
+    assert counted.count == 0, counted.statements
+    assert f'href="/teach/courses/{course.id}/students"' in given
+    assert re.search(r'id="grading-count"[^>]*>.*1', given)
+    assert 'id="grading-count"' not in missing and ">To grade</a>" in missing
     if "authoring.editor" in app.view_functions:
-        assert 'aria-current="page">Editor' in html
+        assert 'aria-current="page">Editor' in given
 
 
 @pytest.mark.skipif(not ON_REAL_SERVERS, reason="real concurrency needs PostgreSQL")

@@ -21,6 +21,8 @@ from sqlalchemy import (
     event,
     false,
     func,
+    literal_column,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -266,6 +268,9 @@ class CompletedContentBlock(db.Model):
         CheckConstraint("length(feedback) <= 5000", name="feedback_len"),
         CheckConstraint("length(grader_comment) <= 5000", name="grader_comment_len"),
         Index("ix_completed_content_blocks_block", "content_block_id"),
+        # Ids are never reused (SQLite would reuse the highest after a delete), so a grader's
+        # version token can never match a new completion that took an undone one's id.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -281,6 +286,11 @@ class CompletedContentBlock(db.Model):
     graded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     completed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped by every UPDATE of the row, the ORM's and bulk ones alike (a student's edit, a
+    # grade): the grader's form carries it, and a grade saves only if it is unchanged.
+    version: Mapped[int] = mapped_column(
+        Integer, default=1, server_default=text("1"), onupdate=literal_column("version") + 1
+    )
 
     student: Mapped[User] = relationship(foreign_keys=[student_id])
     block: Mapped[ContentBlock] = relationship()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
+from functools import partial
 
 from flask import (
     Response,
     current_app,
     flash,
-    make_response,
-    redirect,
     render_template,
     request,
     stream_with_context,
@@ -19,26 +17,24 @@ from flask_login import current_user, login_required
 
 from .. import htmx
 from ..extensions import limiter
-from ..services import Invalid, access, grading
+from ..services import Invalid, access, exports, gradebook, grading, roster
 from . import bp
 from .forms import CellForm, EnrolForm, GradeForm
 
 BASE = "/teach/courses/<int:course_id>"
+PANEL = "grading-panel"
 
 
 @bp.app_context_processor
 def _course_tabs_helpers():
     """For teaching/partials/course_tabs.html, which other blueprints' pages may include too."""
-    return {
-        "has_endpoint": lambda name: name in current_app.view_functions,
-        "teaching_queue_count": grading.queue_count,
-    }
+    return {"has_endpoint": lambda name: name in current_app.view_functions}
 
 
 def _enrol_cost() -> int:
     """Every address of a paste counts against the hourly budget (a refused paste costs nothing)."""
-    n = len(grading.parse_addresses(request.form.get("emails", "")))
-    return max(1, min(n, grading.MAX_ENROL_ADDRESSES))
+    n = len(roster.parse_addresses(request.form.get("emails", "")))
+    return max(1, min(n, roster.MAX_ENROL_ADDRESSES))
 
 
 # "No such student" tells the teacher who was not enrolled, so enrolling by email is also a way
@@ -54,36 +50,32 @@ enrol_limit = limiter.limit(
 )
 
 
+def _me():
+    return current_user._get_current_object()
+
+
 def _course(course_id: int):
     """The one guard of every teaching URL: the course's owner, or 404."""
-    return access.course_for_owner(course_id, current_user._get_current_object())
+    return access.course_for_owner(course_id, _me())
 
 
-def _int_arg(name: str, default: int = 1) -> int:
-    try:
-        return int(request.args.get(name, default))
-    except (TypeError, ValueError):
-        return default
-
-
-def _announce(resp, text: str):
-    resp.headers["HX-Trigger"] = json.dumps({"announce": text})
-    return resp
+def _page_arg() -> int:
+    return request.args.get("page", 1, type=int)
 
 
 # --- roster ------------------------------------------------------------------------------------
 
 
-def _roster_ctx(course, **extra):
+def _roster_ctx(course, **extra) -> dict:
     q = request.args.get("q", "")
     sort = request.args.get("sort", "name")
+    sort = sort if sort in roster.ROSTER_SORTS else "name"
     order = "desc" if request.args.get("order") == "desc" else "asc"
-    result = grading.roster(course, q=q, sort=sort, order=order, page=_int_arg("page"))
     return {
         "course": course,
-        "roster": result,
+        "roster": roster.roster(course, q=q, sort=sort, order=order, page=_page_arg()),
         "q": q,
-        "sort": sort if sort in grading.ROSTER_SORTS else "name",
+        "sort": sort,
         "order": order,
         "queue_count": grading.queue_count(course.id),
         "tab": "students",
@@ -91,17 +83,12 @@ def _roster_ctx(course, **extra):
     }
 
 
-@bp.get(BASE + "/students")
+@bp.get(BASE + "/students", endpoint="roster")
 @login_required
-def roster(course_id: int):
-    course = _course(course_id)
-    ctx = _roster_ctx(course, form=EnrolForm(formdata=None))
-    return htmx.answer(
-        "teaching/partials/roster_table.html",
-        page="teaching/roster.html",
-        ids=("roster-table",),
-        **ctx,
-    )
+def roster_page(course_id: int):
+    ctx = _roster_ctx(_course(course_id), form=EnrolForm(formdata=None))
+    table = "teaching/partials/roster_table.html"
+    return htmx.answer(table, page="teaching/roster.html", ids=("roster-table",), **ctx)
 
 
 @bp.post(BASE + "/students")
@@ -109,28 +96,25 @@ def roster(course_id: int):
 @login_required
 def enrol(course_id: int):
     course = _course(course_id)
-    form = EnrolForm()
-    results, status = None, 200
+    form, results = EnrolForm(), None
     if form.validate():
         try:
-            results = grading.enrol_by_email(course, form.emails.data)
+            results = roster.enrol_by_email(course, form.emails.data)
         except Invalid as exc:
             form.emails.errors = [exc.message]
-    if form.errors:
-        status = 422
-    elif not htmx.targets("enrol"):
+    if results and not htmx.targets("enrol"):
         for address, result in results:
             flash(f"{address}: {result}", "success" if result == "enrolled" else "warning")
-        return redirect(url_for("teaching.roster", course_id=course.id), code=303)
-    else:
-        form = EnrolForm(formdata=None)
-    ctx = _roster_ctx(course, form=form, results=results)
-    template = "teaching/partials/enrol.html" if htmx.targets("enrol") else "teaching/roster.html"
-    resp = make_response(render_template(template, oob=htmx.targets("enrol"), **ctx), status)
-    if results:
-        enrolled = sum(1 for _, r in results if r == "enrolled")
-        _announce(resp, f"{enrolled} enrolled")
-    return resp
+        return htmx.hx_redirect(url_for("teaching.roster", course_id=course.id))
+    enrolled = sum(1 for _, r in results or () if r == "enrolled")
+    return htmx.answer(
+        "teaching/partials/enrol_update.html",
+        page="teaching/roster.html",
+        ids=("enrol",),
+        status=200 if results else 422,
+        message=f"{enrolled} enrolled" if results else None,
+        **_roster_ctx(course, form=EnrolForm(formdata=None) if results else form, results=results),
+    )
 
 
 @bp.post(BASE + "/students/<int:student_id>/remove")
@@ -141,65 +125,63 @@ def remove(course_id: int, student_id: int):
     if not htmx.targets(row) and request.form.get("confirm") != "yes":
         # Without JavaScript nothing asked "are you sure?" (htmx's hx-confirm did for the row):
         # this page asks, naming the student, and its button posts confirm=yes.
-        return render_template(
-            "teaching/remove_confirm.html",
-            course=course,
-            student=access.student_for_teacher(course, student_id),
-            tab="students",
-        )
-    student = grading.remove_student(course, student_id)
+        who = access.student_for_teacher(course, student_id)
+        return _teaching_page("teaching/remove_confirm.html", course, "students", student=who)
+    student = roster.remove_student(course, student_id)
     message = f"{student.name} was removed from the course. Their work is kept."
-    if htmx.targets(row):
-        ctx = _roster_ctx(course)
-        resp = make_response(render_template("teaching/partials/removed.html", **ctx))
-        return _announce(resp, message)
-    flash(message, "success")
-    return redirect(url_for("teaching.roster", course_id=course.id), code=303)
+    if not htmx.targets(row):
+        flash(message, "success")
+        return htmx.hx_redirect(url_for("teaching.roster", course_id=course.id))
+    ctx = _roster_ctx(course)
+    return htmx.answer("teaching/partials/removed.html", ids=(row,), message=message, **ctx)
 
 
 @bp.get(BASE + "/students/<int:student_id>")
 @login_required
 def student(course_id: int, student_id: int):
     course = _course(course_id)
-    who, rows = grading.student_record(course, student_id)
-    return render_template(
-        "teaching/student.html",
-        course=course,
-        student=who,
-        rows=rows,
-        queue_count=grading.queue_count(course.id),
-        tab="students",
-    )
+    who, rows = roster.student_record(course, student_id)
+    return _teaching_page("teaching/student.html", course, "students", student=who, rows=rows)
+
+
+def _teaching_page(template: str, course, tab: str, **ctx) -> str:
+    """A page under the course tabs (which show the number of submissions to grade)."""
+    queue_count = grading.queue_count(course.id)
+    return render_template(template, course=course, tab=tab, queue_count=queue_count, **ctx)
 
 
 # --- grading queue -----------------------------------------------------------------------------
 
 
-def _grade_form(completion) -> GradeForm:
-    return GradeForm(
-        formdata=None,
-        grade=completion.grade,
-        comment=completion.grader_comment,
-        version=grading.version_of(completion),
-    )
-
-
-def _panel_ctx(course, completion, form=None, **extra):
-    prev_id, next_id = grading.neighbours(course.id, completion)
+def _panel(course, completion, form=None, status: int = 200, message=None, **extra):
+    """One submission in the grading panel: the fragment for htmx (with the queue out of band),
+    else the grading page."""
     if completion is not None and form is None:
-        form = _grade_form(completion)
-    return {
-        "course": course,
-        "completion": completion,
-        "grader": grading.grader_of(completion) if completion is not None else None,
-        "form": form,
-        "prev_id": prev_id,
-        "next_id": next_id,
-        "queue": grading.queue_list(course.id),
-        "queue_count": grading.queue_count(course.id),
-        "tab": "grading",
+        form = GradeForm(
+            formdata=None,
+            grade=completion.grade,
+            comment=completion.grader_comment,
+            version=grading.version_of(completion),
+        )
+    prev_id, next_id = grading.neighbours(course.id, completion)
+    return htmx.answer(
+        "teaching/partials/grading_panel.html",
+        page="teaching/grading.html",
+        ids=(PANEL,),
+        status=status,
+        message=message,
+        course=course,
+        completion=completion,
+        grader=grading.grader_of(completion) if completion is not None else None,
+        form=form,
+        prev_id=prev_id,
+        next_id=next_id,
+        queue=grading.queue_list(course.id),
+        queue_count=grading.queue_count(course.id),
+        tab="grading",
+        oob=htmx.targets(PANEL),
         **extra,
-    }
+    )
 
 
 @bp.get(BASE + "/grading")
@@ -207,160 +189,126 @@ def _panel_ctx(course, completion, form=None, **extra):
 def grading_page(course_id: int):
     course = _course(course_id)
     first = grading.neighbours(course.id, None)[1]
-    completion = access.completion_for_grader(course, first) if first else None
-    return render_template("teaching/grading.html", **_panel_ctx(course, completion))
+    return _panel(course, access.completion_for_grader(course, first) if first else None)
 
 
 @bp.get(BASE + "/grading/<int:completion_id>")
 @login_required
 def submission(course_id: int, completion_id: int):
     course = _course(course_id)
-    completion = access.completion_for_grader(course, completion_id)
-    fragment = htmx.targets("grading-panel")
-    ctx = _panel_ctx(course, completion, focus="heading", oob=fragment)
-    return htmx.answer(
-        "teaching/partials/grading_panel.html",
-        page="teaching/grading.html",
-        ids=("grading-panel",),
-        **ctx,
-    )
+    return _panel(course, access.completion_for_grader(course, completion_id), focus="heading")
+
+
+def _save_grade(form, save):
+    """Run ``save()`` if ``form`` is valid: (its result, 200, None), else (None, the status to
+    answer, the conflict message when someone changed the submission first)."""
+    if not form.validate():
+        return None, 422, None
+    try:
+        return save(), 200, None
+    except grading.StaleGrade as exc:
+        return None, 409, exc.message
+    except Invalid as exc:
+        form.grade.errors = [exc.message]
+        return None, 422, None
 
 
 @bp.post(BASE + "/grading/<int:completion_id>")
 @login_required
 def grade(course_id: int, completion_id: int):
-    course = _course(course_id)
-    form = GradeForm()
-    fragment = htmx.targets("grading-panel")
-    template = "teaching/partials/grading_panel.html" if fragment else "teaching/grading.html"
-
-    def again(completion, status, **extra):
-        ctx = _panel_ctx(course, completion, form, focus="grade", oob=fragment, **extra)
-        return make_response(render_template(template, **ctx), status)
-
-    if not form.validate():
-        return again(access.completion_for_grader(course, completion_id), 422)
-    try:
-        done, target = grading.grade_and_advance(
-            course,
-            completion_id,
-            current_user._get_current_object(),
-            form.grade.data,
-            form.comment.data or "",
-            form.version.data,
-            advance=request.form.get("action") == "next",
-        )
-    except grading.StaleGrade as exc:
-        form.version.data = grading.version_of(exc.completion)
-        return again(exc.completion, 409, conflict=exc.message)
-    except Invalid as exc:
-        form.grade.errors = [exc.message]
-        return again(access.completion_for_grader(course, completion_id), 422)
+    course, form = _course(course_id), GradeForm()
+    save = partial(
+        grading.grade_and_advance, course, completion_id, _me(), form.grade.data,
+        form.comment.data or "", form.version.data, advance=request.form.get("action") == "next",
+    )  # fmt: skip
+    graded, status, conflict = _save_grade(form, save)
+    if graded is None:
+        completion = access.completion_for_grader(course, completion_id)
+        if conflict:  # the grader's input stays; the version becomes the one now shown
+            form.version.data = grading.version_of(completion)
+        return _panel(course, completion, form, status, focus="grade", conflict=conflict)
+    done, target = graded
     message = f"Saved: {done.grade} for {done.student.name}"
-    if not fragment:
+    if not htmx.targets(PANEL):
         flash(message, "success")
         if target is None:
-            return redirect(url_for("teaching.grading_page", course_id=course.id), code=303)
-        return redirect(
-            url_for("teaching.submission", course_id=course.id, completion_id=target.id), code=303
-        )
-    ctx = _panel_ctx(course, target, focus="grade", oob=True, saved=message)
-    return _announce(make_response(render_template(template, **ctx)), message)
+            return htmx.hx_redirect(url_for("teaching.grading_page", course_id=course.id))
+        to = url_for("teaching.submission", course_id=course.id, completion_id=target.id)
+        return htmx.hx_redirect(to)
+    return _panel(course, target, focus="grade", saved=message, message=message)
 
 
 # --- gradebook ---------------------------------------------------------------------------------
 
 
-@bp.get(BASE + "/gradebook")
+@bp.get(BASE + "/gradebook", endpoint="gradebook")
 @login_required
-def gradebook(course_id: int):
+def gradebook_page(course_id: int):
     course = _course(course_id)
-    book = grading.gradebook(course, page=_int_arg("page"))
-    return render_template(
-        "teaching/gradebook.html",
+    book = gradebook.gradebook(course, page=_page_arg())
+    return _teaching_page("teaching/gradebook.html", course, "gradebook", book=book)
+
+
+def _cell_form(course, completion, cell, form=None, status: int = 200, **extra):
+    """A gradebook cell's form: in place for htmx, else on a page of its own."""
+    if form is None:
+        form = CellForm(
+            formdata=None, prefix=f"c{completion.id}", grade=cell.grade, version=cell.version
+        )
+    return htmx.answer(
+        "teaching/partials/cell_form.html",
+        page="teaching/cell.html",
+        ids=(f"cell-{completion.id}",),
+        status=status,
         course=course,
-        book=book,
-        queue_count=grading.queue_count(course.id),
+        c=completion,
+        cell=cell,
+        form=form,
         tab="gradebook",
+        queue_count=grading.queue_count(course.id),
+        **extra,
     )
-
-
-def _cell_form(completion, cell, formdata=None) -> CellForm:
-    if formdata is not None:
-        return CellForm(prefix=f"c{completion.id}")
-    return CellForm(
-        formdata=None, prefix=f"c{completion.id}", grade=cell.grade, version=cell.version
-    )
-
-
-def _cell_response(course, completion, cell, template, status=200, **extra):
-    fragment = htmx.targets(f"cell-{completion.id}")
-    ctx = {"course": course, "c": completion, "cell": cell, "tab": "gradebook", **extra}
-    if not fragment:
-        ctx["queue_count"] = grading.queue_count(course.id)
-        template = "teaching/cell.html"
-    return make_response(render_template(template, **ctx), status)
 
 
 @bp.get(BASE + "/gradebook/cells/<int:completion_id>")
 @login_required
 def cell_edit(course_id: int, completion_id: int):
     course = _course(course_id)
-    completion, cell = grading.gradebook_cell(course, completion_id)
-    form = _cell_form(completion, cell)
-    return _cell_response(course, completion, cell, "teaching/partials/cell_form.html", form=form)
+    return _cell_form(course, *gradebook.gradebook_cell(course, completion_id))
 
 
 @bp.get(BASE + "/gradebook/cells/<int:completion_id>/view")
 @login_required
 def cell_view(course_id: int, completion_id: int):
     course = _course(course_id)
-    completion, cell = grading.gradebook_cell(course, completion_id)
-    ctx = {"course": course, "c": completion, "cell": cell}
-    return render_template("teaching/partials/cell.html", **ctx)
+    completion, cell = gradebook.gradebook_cell(course, completion_id)
+    return render_template("teaching/partials/cell.html", course=course, c=completion, cell=cell)
 
 
 @bp.post(BASE + "/gradebook/cells/<int:completion_id>")
 @login_required
 def cell_save(course_id: int, completion_id: int):
     course = _course(course_id)
-    completion, cell = grading.gradebook_cell(course, completion_id)
-    form = _cell_form(completion, cell, formdata=True)
-    form_tpl = "teaching/partials/cell_form.html"
-    if not form.validate():
-        return _cell_response(course, completion, cell, form_tpl, 422, form=form)
-    try:
-        saved = grading.save_cell(
-            course,
-            completion_id,
-            current_user._get_current_object(),
-            form.grade.data,
-            form.version.data,
-        )
-    except grading.StaleGrade as exc:
-        completion, cell = grading.gradebook_cell(course, completion_id)
-        form.version.data = cell.version
-        return _cell_response(
-            course, completion, cell, form_tpl, 409, form=form, conflict=exc.message
-        )
-    except Invalid as exc:
-        form.grade.errors = [exc.message]
-        return _cell_response(course, completion, cell, form_tpl, 422, form=form)
+    completion, cell = gradebook.gradebook_cell(course, completion_id)
+    form = CellForm(prefix=f"c{completion.id}")
+    save = partial(
+        gradebook.save_cell, course, completion.id, _me(), form.grade.data, form.version.data
+    )
+    saved, status, conflict = _save_grade(form, save)
+    if saved is None:
+        if conflict:
+            completion, cell = gradebook.gradebook_cell(course, completion_id)
+            form.version.data = cell.version
+        return _cell_form(course, completion, cell, form, status, conflict=conflict)
     message = f"Saved: {saved.completion.grade} for {saved.completion.student.name}"
     if not htmx.targets(f"cell-{completion_id}"):
         flash(message, "success")
-        return redirect(url_for("teaching.gradebook", course_id=course.id), code=303)
-    ctx = {
-        "course": course,
-        "c": saved.completion,
-        "cell": saved.cell,
-        "oob": True,
-        "row_avg": saved.row_avg,
-        "col_avg": saved.col_avg,
-        "queue_count": grading.queue_count(course.id),
-    }
-    resp = make_response(render_template("teaching/partials/cell.html", **ctx))
-    return _announce(resp, message)
+        return htmx.hx_redirect(url_for("teaching.gradebook", course_id=course.id))
+    return htmx.answer(
+        "teaching/partials/cell.html", message=message, course=course, c=saved.completion,
+        cell=saved.cell, oob=True, row_avg=saved.row_avg, col_avg=saved.col_avg,
+        queue_count=grading.queue_count(course.id),
+    )  # fmt: skip
 
 
 # --- exports -----------------------------------------------------------------------------------
@@ -376,11 +324,11 @@ def _csv(rows, filename: str) -> Response:
 @login_required
 def export_gradebook(course_id: int):
     course = _course(course_id)
-    return _csv(grading.gradebook_csv(course), f"course-{course.id}-gradebook.csv")
+    return _csv(exports.gradebook_csv(course), f"course-{course.id}-gradebook.csv")
 
 
 @bp.get(BASE + "/progress.csv")
 @login_required
 def export_progress(course_id: int):
     course = _course(course_id)
-    return _csv(grading.progress_csv(course), f"course-{course.id}-progress.csv")
+    return _csv(exports.progress_csv(course), f"course-{course.id}-progress.csv")
