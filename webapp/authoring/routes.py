@@ -22,7 +22,7 @@ from .. import htmx
 from ..extensions import client_ip
 from ..guards import teacher_required
 from ..markdown import render_markdown
-from ..services import Conflict, Invalid, access
+from ..services import Conflict, Invalid, access, grading
 from ..services import blocks as block_svc
 from ..services import courses as svc
 from ..services.dashboard import teacher_dashboard
@@ -97,9 +97,11 @@ def _editor_page(course, status: int = 200, **ctx):
     o = svc.outline(course, me)
     ctx.setdefault("edit", request.args.get("edit", ""))
     ctx.setdefault("edit_form", None)
+    can_edit = access.owns(course, me)
+    queue_count = grading.queue_count(course.id) if can_edit else None
     html = render_template(
-        "authoring/editor.html", o=o, course=course, can_edit=access.owns(course, me),
-        **{**_forms_ctx(), **ctx},
+        "authoring/editor.html", o=o, course=course, can_edit=can_edit,
+        queue_count=queue_count, **{**_forms_ctx(), **ctx},
     )  # fmt: skip
     return make_response(html, status)
 
