@@ -1,4 +1,4 @@
-"""The rate limits of the account forms (Flask-Limiter; storage Redis, or memory without it).
+"""Every rate limit of the app (Flask-Limiter; storage Redis, or memory without it).
 
 Each limit reads its setting when a request comes (the defaults below apply when it is not
 set); docs/security.md ("Throttling") says what each one is for. The IP is the socket's peer
@@ -11,7 +11,7 @@ from flask import current_app, g, request
 from flask_login import current_user
 
 from .extensions import client_ip, limiter
-from .services import accounts, profile
+from .services import accounts, profile, roster
 
 
 def _cfg(name: str, default: str):
@@ -88,4 +88,23 @@ password_check = limiter.shared_limit(
     methods=["POST"],
     deduct_when=_wrong_password,
     on_breach=_password_lockout,
+)
+
+
+def _enrol_cost() -> int:
+    """Every address of a paste counts against the hourly budget (a refused paste costs nothing)."""
+    n = len(roster.parse_addresses(request.form.get("emails", "")))
+    return max(1, min(n, roster.MAX_ENROL_ADDRESSES))
+
+
+# "No such student" tells the teacher who was not enrolled, so enrolling by email is also a way
+# to ask whether an address is a student's account. A per-teacher budget of addresses keeps that
+# from becoming an enumeration oracle (docs/teaching.md).
+enrol = limiter.limit(
+    _cfg("ENROL_LIMIT", "500 per hour"),
+    key_func=lambda: f"enrol-teacher:{current_user.get_id()}",
+    methods=["POST"],
+    exempt_when=lambda: not current_user.is_authenticated,
+    deduct_when=lambda response: response.status_code < 400,
+    cost=_enrol_cost,
 )

@@ -15,8 +15,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from .. import htmx
-from ..extensions import limiter
+from .. import htmx, limits
 from ..services import Invalid, access, exports, gradebook, grading, roster
 from . import bp
 from .forms import CellForm, EnrolForm, GradeForm
@@ -29,25 +28,6 @@ PANEL = "grading-panel"
 def _course_tabs_helpers():
     """For teaching/partials/course_tabs.html, which other blueprints' pages may include too."""
     return {"has_endpoint": lambda name: name in current_app.view_functions}
-
-
-def _enrol_cost() -> int:
-    """Every address of a paste counts against the hourly budget (a refused paste costs nothing)."""
-    n = len(roster.parse_addresses(request.form.get("emails", "")))
-    return max(1, min(n, roster.MAX_ENROL_ADDRESSES))
-
-
-# "No such student" tells the teacher who was not enrolled, so enrolling by email is also a way
-# to ask whether an address is a student's account. A per-teacher budget of addresses keeps that
-# from becoming an enumeration oracle (docs/teaching.md).
-enrol_limit = limiter.limit(
-    lambda: current_app.config.get("ENROL_LIMIT", "500 per hour"),
-    key_func=lambda: f"enrol-teacher:{current_user.get_id()}",
-    methods=["POST"],
-    exempt_when=lambda: not current_user.is_authenticated,
-    deduct_when=lambda response: response.status_code < 400,
-    cost=_enrol_cost,
-)
 
 
 def _me():
@@ -92,7 +72,7 @@ def roster_page(course_id: int):
 
 
 @bp.post(BASE + "/students")
-@enrol_limit
+@limits.enrol
 @login_required
 def enrol(course_id: int):
     course = _course(course_id)
