@@ -24,6 +24,7 @@ from sqlalchemy import (
     literal_column,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -67,6 +68,7 @@ class BlockType(enum.StrEnum):
 
 
 GRADABLE_TYPES = (BlockType.QUIZ, BlockType.ASSIGNMENT)
+GRADABLE = tuple(str(t) for t in GRADABLE_TYPES)  # as stored in content_blocks.type
 URL_TYPES = (BlockType.VIDEO, BlockType.LINK)
 
 
@@ -295,9 +297,15 @@ class CompletedContentBlock(db.Model):
     student: Mapped[User] = relationship(foreign_keys=[student_id])
     block: Mapped[ContentBlock] = relationship()
 
-    @property
+    @hybrid_property
     def changed_since_graded(self) -> bool:
+        """The student changed the work after it was graded (in SQL: NULL while never graded)."""
         return self.graded_at is not None and self.updated_at > self.graded_at
+
+    @changed_since_graded.inplace.expression
+    @classmethod
+    def _changed_since_graded(cls):
+        return cls.updated_at > cls.graded_at
 
 
 class CollapsedSection(db.Model):

@@ -8,11 +8,11 @@ never from a token, so a teacher demoted to student loses every owner right at o
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from ..extensions import db
 from ..models import (
-    GRADABLE_TYPES,
+    GRADABLE,
     CompletedContentBlock,
     ContentBlock,
     Course,
@@ -180,22 +180,34 @@ def student_for_teacher(course: Course, student_id) -> User:
     return student
 
 
-def completion_for_grader(course: Course, completion_id) -> CompletedContentBlock:
-    """Submitted work on a gradable block of ``course`` by a student enrolled in it."""
-    completion_id = id_or_404(completion_id, "submission")
-    completion = db.session.scalar(
-        select(CompletedContentBlock)
+def enrolled_work(*cols):
+    """SELECT ``cols`` over the completions of enrolled students, with their block and section.
+
+    Work of a student removed from a course is kept but counts nowhere until they come back.
+    """
+    return (
+        select(*cols)
+        .select_from(CompletedContentBlock)
         .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
         .join(Section, ContentBlock.section_id == Section.id)
         .join(
             StudentCourse,
-            (StudentCourse.student_id == CompletedContentBlock.student_id)
-            & (StudentCourse.course_id == Section.course_id),
+            and_(
+                StudentCourse.student_id == CompletedContentBlock.student_id,
+                StudentCourse.course_id == Section.course_id,
+            ),
         )
-        .where(
+    )
+
+
+def completion_for_grader(course: Course, completion_id) -> CompletedContentBlock:
+    """Submitted work on a gradable block of ``course`` by a student enrolled in it."""
+    completion_id = id_or_404(completion_id, "submission")
+    completion = db.session.scalar(
+        enrolled_work(CompletedContentBlock).where(
             CompletedContentBlock.id == completion_id,
             Section.course_id == course.id,
-            ContentBlock.type.in_([str(t) for t in GRADABLE_TYPES]),
+            ContentBlock.type.in_(GRADABLE),
         )
     )
     if completion is None:

@@ -15,11 +15,11 @@ from itertools import groupby
 from sqlalchemy import and_, select
 
 from ..extensions import db
-from ..models import ContentBlock, Course, Section, StudentCourse, User
+from ..models import GRADABLE, ContentBlock, Course, Section, StudentCourse, User
+from ..models import CompletedContentBlock as CCB
+from .access import enrolled_work
 from .gradebook import course_blocks
-from .grading import CCB, GRADABLE, enrolled_work
-from .progress import block_total, percent
-from .roster import block_ids, done_per_student
+from .progress import block_ids, block_total, done_per_student, percent
 
 _FORMULA = frozenset("=+-@\t\r")
 

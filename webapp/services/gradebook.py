@@ -11,11 +11,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Bundle
 
 from ..extensions import db
-from ..models import CompletedContentBlock, ContentBlock, Course, Section, StudentCourse, User
-from .access import completion_for_grader
-from .grading import CCB, GRADABLE, changed_since_graded, enrolled_work, grade, version_of
-from .progress import percent
-from .roster import block_ids, paginate
+from ..models import (
+    GRADABLE,
+    CompletedContentBlock,
+    ContentBlock,
+    Course,
+    Section,
+    StudentCourse,
+    User,
+)
+from ..models import CompletedContentBlock as CCB
+from .access import completion_for_grader, enrolled_work
+from .grading import grade, version_of
+from .progress import block_ids, percent
+from .roster import paginate
 
 
 def course_blocks(course_id: int, gradable_only: bool = False) -> list[ContentBlock]:
@@ -97,7 +106,7 @@ def gradebook(course: Course, page: int = 1) -> Gradebook:
     if ids and blocks:
         stmt = (
             select(CCB.id, CCB.student_id, CCB.content_block_id, CCB.grade, CCB.version)
-            .add_columns(changed_since_graded())
+            .add_columns(CCB.changed_since_graded)
             .where(CCB.student_id.in_(ids), CCB.content_block_id.in_(block_ids(course.id)))
             .execution_options(yield_per=2000)
         )

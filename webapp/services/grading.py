@@ -11,52 +11,25 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, update
 
 from ..extensions import db
 from ..mail import queue_email
 from ..models import (
-    GRADABLE_TYPES,
+    GRADABLE,
     CompletedContentBlock,
     ContentBlock,
     Course,
     Section,
-    StudentCourse,
     User,
     utcnow,
 )
 from . import MAX_ID, Conflict, Invalid, unit_of_work
-from .access import completion_for_grader
+from .access import completion_for_grader, enrolled_work
 
 QUEUE_LIST = 50
-GRADABLE = tuple(str(t) for t in GRADABLE_TYPES)
 
 CCB = CompletedContentBlock
-
-
-def enrolled_work(*cols):
-    """SELECT ``cols`` over the completions of enrolled students, with their block and section.
-
-    Work of a student removed from the course is kept but counts nowhere until they come back.
-    """
-    return (
-        select(*cols)
-        .select_from(CCB)
-        .join(ContentBlock, CCB.content_block_id == ContentBlock.id)
-        .join(Section, ContentBlock.section_id == Section.id)
-        .join(
-            StudentCourse,
-            and_(
-                StudentCourse.student_id == CCB.student_id,
-                StudentCourse.course_id == Section.course_id,
-            ),
-        )
-    )
-
-
-def changed_since_graded():
-    """SQL: the student changed the work after it was graded (NULL while never graded)."""
-    return CCB.updated_at > CCB.graded_at
 
 
 # --- the queue ---------------------------------------------------------------------------------
@@ -66,7 +39,7 @@ def _waiting() -> list:
     """Submissions to gradable blocks without a grade, or changed since they were graded."""
     return [
         ContentBlock.type.in_(GRADABLE),
-        or_(CCB.grade.is_(None), CCB.graded_at.is_(None), changed_since_graded()),
+        or_(CCB.grade.is_(None), CCB.graded_at.is_(None), CCB.changed_since_graded),
     ]
 
 

@@ -37,6 +37,29 @@ def done_count(course_id, student_id):
     )
 
 
+def block_ids(course_id: int):
+    """SELECT: the ids of a course's blocks."""
+    return (
+        select(ContentBlock.id)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .where(Section.course_id == course_id)
+    )
+
+
+def done_per_student(course_id: int):
+    """Subquery: per student, how many of the course's blocks they completed, and when last."""
+    return (
+        select(
+            CompletedContentBlock.student_id.label("student_id"),
+            func.count(CompletedContentBlock.id).label("done"),
+            func.max(CompletedContentBlock.updated_at).label("last_activity"),
+        )
+        .where(CompletedContentBlock.content_block_id.in_(block_ids(course_id)))
+        .group_by(CompletedContentBlock.student_id)
+        .subquery()
+    )
+
+
 def sync_course_completion(course_id: int, student_id: int | None = None) -> None:
     """Recompute ``StudentCourse.completed``/``completed_at`` for a course's enrolments.
 

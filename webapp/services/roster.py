@@ -27,35 +27,12 @@ from ..models import (
 )
 from . import Invalid, NotFound, insert, unit_of_work
 from .access import student_for_teacher
-from .progress import block_total, percent, sync_course_completion
+from .progress import block_total, done_per_student, percent, sync_course_completion
 
 PER_PAGE = 50
 MAX_ENROL_ADDRESSES = 200  # per paste; the hourly budget per teacher is in teaching.routes
 
 CCB = CompletedContentBlock
-
-
-def block_ids(course_id: int):
-    """SELECT: the ids of a course's blocks."""
-    return (
-        select(ContentBlock.id)
-        .join(Section, ContentBlock.section_id == Section.id)
-        .where(Section.course_id == course_id)
-    )
-
-
-def done_per_student(course_id: int):
-    """Subquery: per student, how many of the course's blocks they completed, and when last."""
-    return (
-        select(
-            CCB.student_id.label("student_id"),
-            func.count(CCB.id).label("done"),
-            func.max(CCB.updated_at).label("last_activity"),
-        )
-        .where(CCB.content_block_id.in_(block_ids(course_id)))
-        .group_by(CCB.student_id)
-        .subquery()
-    )
 
 
 def paginate(stmt, page: int) -> Pagination:
