@@ -176,6 +176,56 @@ def client(app):
     return app.test_client()
 
 
+# --- templates never query -----------------------------------------------------------------------
+#
+# A template only shows what its route passed. While one renders, no SQL may run: a relationship
+# loaded lazily, a deferred column, a query behind a template global all fail the test. The one
+# exception is a row the route already held coming back after its commit expired it (SQLAlchemy
+# reloads the expired columns of that row): that is the unit of work's ordinary effect.
+
+_rendering = threading.local()
+
+
+def _render_starts(sender, template, context, **extra):
+    _rendering.name = template.name
+
+
+def _render_ends(sender, template, context, **extra):
+    _rendering.name = None
+
+
+def _reloads_expired_row(context) -> bool:
+    options = context.execution_options.get("_sa_orm_load_options")
+    state = getattr(options, "_refresh_state", None)
+    return state is not None and bool(state.expired_attributes)
+
+
+@pytest.fixture(autouse=True)
+def _templates_never_query(request):
+    if "app" not in request.fixturenames:
+        yield
+        return
+    import flask
+
+    app = request.getfixturevalue("app")
+    found: list[str] = []
+
+    def before(conn, cursor, statement, params, context, executemany):
+        name = getattr(_rendering, "name", None)
+        if name and not _reloads_expired_row(context):
+            found.append(f"{name}: {' '.join(statement.split())[:160]}")
+
+    flask.before_render_template.connect(_render_starts, app)
+    flask.template_rendered.connect(_render_ends, app)
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", before)
+    yield
+    event.remove(engine, "before_cursor_execute", before)
+    flask.before_render_template.disconnect(_render_starts, app)
+    flask.template_rendered.disconnect(_render_ends, app)
+    assert not found, "templates ran SQL while rendering:\n" + "\n".join(found)
+
+
 # --- people and courses ------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ never from a token, so a teacher demoted to student loses every owner right at o
 from __future__ import annotations
 
 from sqlalchemy import and_, select
+from sqlalchemy.orm import contains_eager, joinedload
 
 from ..extensions import db
 from ..models import (
@@ -204,10 +205,15 @@ def completion_for_grader(course: Course, completion_id) -> CompletedContentBloc
     """Submitted work on a gradable block of ``course`` by a student enrolled in it."""
     completion_id = id_or_404(completion_id, "submission")
     completion = db.session.scalar(
-        enrolled_work(CompletedContentBlock).where(
+        enrolled_work(CompletedContentBlock)
+        .where(
             CompletedContentBlock.id == completion_id,
             Section.course_id == course.id,
             ContentBlock.type.in_(GRADABLE),
+        )
+        .options(  # the grading pages show the block and the student
+            contains_eager(CompletedContentBlock.block),
+            joinedload(CompletedContentBlock.student),
         )
     )
     if completion is None:

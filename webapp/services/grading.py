@@ -204,6 +204,8 @@ def grade_and_advance(
     """Grade (see ``grade``), then the submission to show: the next in the queue if
     ``advance`` (None when nothing is left), else the graded one."""
     done = grade(course, completion_id, grader, grade_value, comment, version)
+    # Read after the commit, with the block and the student the panel shows.
+    done = completion_for_grader(course, done.id)
     if not advance:
         return done, done
     next_id = neighbours(course.id, done)[1]
