@@ -72,6 +72,8 @@ def _requests(victim: User, other: User) -> list[tuple[str, str, dict, dict]]:
         ("get", "/admin/users?q=a", {}, hx("user-results")),
         ("get", f"/admin/users/{v}", {}, {}),
         ("get", f"/admin/users/{v}/delete", {}, {}),
+        ("get", f"/admin/users/{v}/actions", {}, {"HX-Request": "true"}),
+        ("get", f"/admin/users/{v}/actions", {}, {}),
         ("get", "/admin/users/new", {}, {}),
         ("get", "/admin/audit", {}, {}),
         ("get", "/admin/audit?q=a", {}, hx("audit-results")),
@@ -278,6 +280,69 @@ def test_users_page_query_budget_does_not_grow(admin_client, count_queries):
         with count_queries() as big:
             assert admin_client.get(url).status_code == 200
         assert big.count <= small.count <= 4, big.statements
+
+
+PAGE_BYTES = 40_000
+
+
+def test_a_full_page_of_users_is_light(admin_client, count_queries):
+    """Fifty rows with long addresses stay under 40 kB: a row carries no forms, only a link to
+    its actions (the issue measured 174 kB, half the time in rendering a menu of forms per row)."""
+    now = utcnow()
+    db.session.execute(
+        insert(User),
+        [
+            {
+                "email": f"firstname.lastname{i:05d}@students.school{i % 40}.example.org",
+                "name": f"Firstname Lastname-Longname {i}",
+                "role": "student",
+                "is_active": i % 7 != 0,
+                "activated_at": now,
+                "session_epoch": 0,
+                "created_at": now,
+                "last_login_at": now,
+            }
+            for i in range(120)
+        ],
+    )
+    db.session.commit()
+    for url, headers in (("/admin/users", {}), ("/admin/users?q=lastname", hx("user-results"))):
+        with count_queries() as q:
+            resp = admin_client.get(url, headers=headers)
+        assert resp.status_code == 200 and resp.text.count('<tr id="user-') == svc.PAGE_SIZE
+        assert len(resp.data) < PAGE_BYTES, (url, len(resp.data))
+        assert q.count <= 4, q.statements
+        rows = resp.text[resp.text.index('<tbody id="user-results">') :]
+        rows = rows[: rows.index("</tbody>")]
+        assert "<form" not in rows and "csrf_token" not in rows
+        assert rows.count('/actions" hx-target="closest td"') == svc.PAGE_SIZE
+
+
+def test_a_rows_actions_load_on_demand_and_without_js_lead_to_the_users_page(
+    admin_client, count_queries
+):
+    active = make_user(Role.STUDENT)
+    pending = make_user(Role.STUDENT, active=False)
+    row = admin_client.get(f"/admin/users?q={active.email}").text
+    link = f'href="/admin/users/{active.id}#actions" hx-get="/admin/users/{active.id}/actions"'
+    assert link in row
+    assert f'aria-labelledby="select-word u{active.id}"' in row and 'id="select-word"' in row
+    with count_queries() as q:
+        menu = admin_client.get(f"/admin/users/{active.id}/actions", headers={"HX-Request": "true"})
+    assert menu.status_code == 200 and q.count == 2, q.statements
+    assert menu.text.lstrip().startswith('<details class="row-actions" open>')
+    assert "data-autofocus" in menu.text and f'hx-target="#user-{active.id}"' in menu.text
+    for label in ("Change role", "Deactivate", "End all sessions", "Send password reset link"):
+        assert label in menu.text
+    assert f'href="/admin/users/{active.id}/delete"' in menu.text
+    other = admin_client.get(f"/admin/users/{pending.id}/actions", headers={"HX-Request": "true"})
+    assert "Activate" in other.text and "Deactivate" not in other.text
+    plain = admin_client.get(f"/admin/users/{active.id}/actions")
+    assert plain.status_code == 303
+    assert plain.headers["Location"] == f"/admin/users/{active.id}#actions"
+    detail = admin_client.get(f"/admin/users/{active.id}").text
+    assert 'id="actions"' in detail and "Deactivate" in detail and "Change role" in detail
+    assert admin_client.get("/admin/users/999999/actions").status_code == 404
 
 
 # --- row actions ---------------------------------------------------------------------------------
@@ -931,6 +996,7 @@ def test_bad_user_ids_in_urls_answer_404(admin_client, bad):
     for method, path, data in [
         ("get", f"/admin/users/{bad}", {}),
         ("get", f"/admin/users/{bad}/delete", {}),
+        ("get", f"/admin/users/{bad}/actions", {}),
         ("post", f"/admin/users/{bad}/delete", {}),
         ("get", f"/admin/users/{bad}/transfer", {}),
         ("post", f"/admin/users/{bad}/transfer", {"to_email": "x@school.org"}),

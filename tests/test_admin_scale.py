@@ -1,8 +1,10 @@
 """The users table at the scale of a school: 100,000 accounts in PostgreSQL.
 
 Seeded with one INSERT … SELECT generate_series (a second or two), then ANALYZEd so the planner
-sees the real table. The search must use the trigram indexes of migration 0002 and answer well
-under 100 ms of server time; the page must keep its small, fixed number of queries.
+sees the real table. The budgets are ordinary tests: every listing keeps its small, fixed number
+of statements and stays under 40 kB of HTML, and the search uses the trigram indexes of
+migration 0002. How fast it answers is a timing check, marked ``slow`` (run by CI, deselect with
+``-m "not slow"``); the benchmark (``make bench``) measures it under load.
 """
 
 from __future__ import annotations
@@ -44,11 +46,9 @@ FROM generate_series(1, :n) AS g
 
 @pytest.fixture
 def school(app, admin):
-    started = time.perf_counter()
     with db.engine.begin() as conn:
         conn.execute(text(SEED), {"n": N})
         conn.execute(text("ANALYZE users"))
-    assert time.perf_counter() - started < 60
     return admin
 
 
@@ -84,19 +84,36 @@ SEARCHES = [
 ]
 
 
+PAGE_BYTES = 40_000
+
+
 def test_users_page_with_100000_users(client, school, count_queries):
-    """One seeding for the whole check (it costs seconds): query budget, then timings."""
+    """Every listing: at most 4 statements (the session's user, the page, the capped count),
+    50 rows, under 40 kB; the search fragment likewise."""
     login_as(client, school)
     for url in PAGES:
         with count_queries() as q:
             resp = client.get(url)
         assert resp.status_code == 200, url
         assert q.count <= 4, (url, q.statements)
-        assert resp.text.count('<tr id="user-') <= 50
+        assert resp.text.count('<tr id="user-') <= PAGE_SIZE
+        assert len(resp.data) < PAGE_BYTES, (url, len(resp.data))
+    for url in SEARCHES:
+        with count_queries() as q:
+            resp = client.get(url, headers=SEARCH_HX)
+        assert resp.status_code == 200 and q.count <= 4, (url, q.statements)
+        assert len(resp.data) < PAGE_BYTES, (url, len(resp.data))
     first = client.get("/admin/users?q=person4242", headers=SEARCH_HX)
     assert "person4242@school2.example.org" in first.text
-    # The search, as typed: well under 100 ms of server time. On an idle machine these answer in
-    # 12-25 ms; the bound leaves room for a CI machine that is busy with other tests.
+    full = client.get("/admin/users")
+    assert full.text.count('<tr id="user-') == PAGE_SIZE
+
+
+@pytest.mark.slow
+def test_users_page_with_100000_users_answers_quickly(client, school):
+    """Timing, so marked slow: the search as typed well under 100 ms of server time. On an idle
+    machine these answer in 12-25 ms; the bound leaves room for a busy CI machine."""
+    login_as(client, school)
     for url in SEARCHES:
         ms = _server_ms(client, url, headers=SEARCH_HX)
         assert ms < 75, f"{url}: {ms:.1f} ms"

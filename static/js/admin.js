@@ -4,7 +4,7 @@
   "use strict";
 
   function boxes() {
-    return Array.prototype.slice.call(document.querySelectorAll("input.row-select"));
+    return Array.prototype.slice.call(document.querySelectorAll("input[type=checkbox][name=user_ids]"));
   }
 
   function refresh() {
@@ -25,7 +25,7 @@
     if (el.id === "select-all") {
       boxes().forEach(function (b) { b.checked = el.checked; });
     }
-    if (el.id === "select-all" || el.classList.contains("row-select")) refresh();
+    if (el.id === "select-all" || (el.type === "checkbox" && el.name === "user_ids")) refresh();
   });
   document.addEventListener("htmx:afterSettle", refresh);
   document.addEventListener("DOMContentLoaded", refresh);

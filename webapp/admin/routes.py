@@ -1,7 +1,8 @@
 """Administration of users: the users table, row and bulk actions, detail, deletion, audit log.
 
-Every view is behind ``admin_required`` (others: 404). Row actions answer an htmx request aimed
-at the row (``HX-Target: user-<id>``) with the row partial, and anything else with a redirect.
+Every view is behind ``admin_required`` (others: 404). The table's rows are light: a row's
+actions load on demand (``user_actions``), and row actions answer an htmx request aimed at the
+row (``HX-Target: user-<id>``) with the row partial, and anything else with a redirect.
 """
 
 from __future__ import annotations
@@ -60,8 +61,20 @@ def users():
         listing=svc.search_users(_filter_from_args()),
         form=UserSearchForm(request.args),
         bulk_form=BulkForm(),
-        role_form=RoleForm(),
         back=request.full_path.rstrip("?"),
+    )
+
+
+@bp.get("/admin/users/<int:user_id>/actions")
+@admin_required
+def user_actions(user_id: int):
+    """A row's actions, loaded when its Actions disclosure first opens (htmx); a plain request
+    (the disclosure's link without JavaScript) goes to the same actions on the user's page."""
+    return htmx.answer(
+        "admin/partials/row_menu.html",
+        redirect_to=url_for("admin.user_detail", user_id=user_id, _anchor="actions"),
+        user=access.user_for_admin(user_id),
+        back=url_for("admin.users"),
     )
 
 
@@ -177,7 +190,6 @@ def user_detail(user_id: int):
         page="admin/user_detail.html",
         o=overview,
         user=overview.user,
-        role_form=RoleForm(role=overview.user.role),
         back=url_for("admin.user_detail", user_id=user_id),
     )
 
