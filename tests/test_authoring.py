@@ -671,7 +671,7 @@ def test_reorder_caps_the_body_at_64_kib(client, teacher, course):
 
 def test_parse_order_field_cap_is_a_clear_message():
     from webapp.services import Invalid
-    from webapp.services.courses import ORDER_MAX_BYTES, parse_order
+    from webapp.services.blocks import ORDER_MAX_BYTES, parse_order
 
     with pytest.raises(Invalid, match="too large"):
         parse_order("[" + " " * ORDER_MAX_BYTES + "]")

@@ -166,7 +166,7 @@ def test_block_rules_by_type(teacher):
 def test_reorder_saves_a_full_order(teacher):
     course = make_course(teacher, sections=2, blocks=2)
     (s1, (a, b)), (s2, (c, d)) = layout(course.id)
-    svc.reorder(db.session.get(Course, course.id), [(s2, [d, a]), (s1, [c, b])])
+    block_svc.reorder(db.session.get(Course, course.id), [(s2, [d, a]), (s1, [c, b])])
     assert layout(course.id) == [(s2, [d, a]), (s1, [c, b])]
 
 
@@ -197,7 +197,7 @@ def test_reorder_refuses_stale_or_tampered_orders(teacher, other_teacher, tamper
         "unknown_block": [(s2, [a, b, 987654]), (s1, [c, d])],
     }[tamper]
     with pytest.raises(Conflict):
-        svc.reorder(db.session.get(Course, course.id), order)
+        block_svc.reorder(db.session.get(Course, course.id), order)
     db.session.rollback()
     assert layout(course.id) == before
     assert layout(foreign.id) == [(fs, [fb])]

@@ -87,7 +87,6 @@ def _forms_ctx() -> dict:
     return {
         "new_block_form": lambda s: NewBlockForm(formdata=None, prefix=f"new-block-{s.id}"),
         "new_section_form": SectionForm(formdata=None, prefix="new-section"),
-        "block_form": lambda b: BlockForm(formdata=None, obj=b, prefix=f"block-{b.id}"),
         "field_form": lambda kind, name, row: _field_form(kind, name, row, formdata=None, obj=row),
     }
 
@@ -95,9 +94,14 @@ def _forms_ctx() -> dict:
 def _editor_page(course, status: int = 200, **ctx):
     me = _me()
     o = svc.outline(course, me)
-    ctx.setdefault("edit", request.args.get("edit", ""))
-    ctx.setdefault("edit_form", None)
+    edit = ctx.setdefault("edit", request.args.get("edit", ""))
     can_edit = access.owns(course, me)
+    block_id = edit.removeprefix("block-") if edit.startswith("block-") else ""
+    if can_edit and not ctx.get("edit_form") and block_id.isdecimal() and o.has_block(block_id):
+        # ?edit=block-5 (no JavaScript): the rows hold no content; the form needs the block.
+        block = access.block_for_owner(block_id, me)
+        ctx["edit_form"] = BlockForm(formdata=None, obj=block, prefix=edit)
+    ctx.setdefault("edit_form", None)
     queue_count = grading.queue_count(course.id) if can_edit else None
     html = render_template(
         "authoring/editor.html", o=o, course=course, can_edit=can_edit,
@@ -185,35 +189,34 @@ _FIELD_URL = "/teach/{}/<int:row_id>/<any(title, description):name>"
 @bp.route(_FIELD_URL.format("sections"), methods=["GET", "POST"], defaults={"kind": "section"})
 @login_required
 def field(kind: str, row_id: int, name: str):
-    """A course's or section's title or description in place.
-
-    GET ?edit=1 the form, GET the text, POST saves; the fragment is #course-title,
-    #section-5-description, … (``templates/authoring/partials/field.html``).
-    """
+    """A course's or section's title or description in place: GET ?edit=1 the form, GET the
+    text, POST saves; the fragment is #course-title, #section-5-description, … (FIELD)."""
     if kind == "course":
-        row = course = access.course_for_owner(row_id, _me())
-        key, save = f"course-{name}", svc.update_course_field
+        row = access.course_for_owner(row_id, _me())
+        course_id, key, save = row.id, f"course-{name}", svc.update_course_field
     else:
         row = access.section_for_owner(row_id, _me())
-        course, key, save = row.course, f"section-{row_id}-{name}", svc.update_section_field
+        course_id, key, save = row.course_id, f"section-{row_id}-{name}", svc.update_section_field
     form = _field_form(kind, name, row)
     ctx = {"kind": kind, "row": row, "name": name, "can_edit": True}
     if request.method == "GET":
         if not htmx.targets(key):
-            return redirect(_editor_url(course.id, key, edit=_edit_arg(key)))
+            return redirect(_editor_url(course_id, key, edit=_edit_arg(key)))
         editing = "edit" in request.args
         if editing:
             form.process(obj=row)
         return htmx.answer(FIELD, form=form if editing else None, hx_target=htmx.target(), **ctx)
     if form.validate_on_submit():
         try:
-            save(row, name, getattr(form, name).data)
+            # The row as saved, read back by the UPDATE: the fragment needs no other query.
+            ctx["row"] = save(row, name, getattr(form, name).data)
         except Invalid as exc:
             _form_errors(form, exc)
     if form.errors and not htmx.targets(key):
+        course = row if kind == "course" else access.course_for_owner(course_id, _me())
         return _editor_page(course, 422, edit=key, edit_form=form)
     return htmx.answer(
-        FIELD, redirect_to=_editor_url(course.id, key), ids=(key,),
+        FIELD, redirect_to=_editor_url(course_id, key), ids=(key,),
         status=422 if form.errors else 200,
         message="Not saved: " + " ".join(getattr(form, name).errors) if form.errors else "Saved",
         form=form if form.errors else None, hx_target=htmx.target(), **ctx,
@@ -263,10 +266,10 @@ def reorder(course_id: int):
     course = access.course_for_owner(course_id, _me())
     # The app accepts 1 MiB bodies; an order is far smaller (CSRF checking has read the form
     # by now, so the cap is checked on the declared length and on the field itself).
-    if (request.content_length or 0) > svc.ORDER_MAX_BYTES + 4096:
+    if (request.content_length or 0) > block_svc.ORDER_MAX_BYTES + 4096:
         abort(413)
     try:
-        svc.reorder(course, svc.parse_order(request.form.get("order")))
+        block_svc.reorder(course, block_svc.parse_order(request.form.get("order")))
     except Invalid as exc:
         return _outline_done(course, exc.message, status=422)
     except Conflict as exc:
@@ -299,15 +302,16 @@ def add_section(course_id: int):
 @login_required
 def collapse_section(section_id: int):
     section = access.section_for_owner(section_id, _me())
+    course_id = section.course_id  # read before the commit expires the section
     svc.set_collapsed(section, _me(), request.form.get("collapsed") == "1")
     key = f"section-{section_id}"
     if not htmx.targets(key):
-        return htmx.hx_redirect(_editor_url(section.course_id, key))
-    course = section.course
-    o = svc.outline(course, _me())
+        return htmx.hx_redirect(_editor_url(course_id, key))
+    o = svc.section_outline(section_id, _me())  # that section only
+    if not o.sections:  # deleted in another tab meanwhile
+        abort(404)
     return htmx.answer(
-        "authoring/partials/section.html", o=o, course=course,
-        section=next(s for s in o.sections if s.id == section_id), can_edit=True, edit="",
+        "authoring/partials/section.html", o=o, section=o.sections[0], can_edit=True, edit="",
         edit_form=None, focus=f"collapse-{section_id}", **_forms_ctx(),
     )  # fmt: skip
 
@@ -357,12 +361,12 @@ def add_block(section_id: int):
     )  # fmt: skip
 
 
-def _block_partial(block, status=200, message=None, form=None):
-    course = block.section.course
+def _block_partial(block, course_id: int, status=200, message=None, form=None):
+    """One block alone: its row (``block``: a row from ``courses.block_row`` or
+    ``blocks.update_block``, with its completions) or its form (``block``: the guarded block)."""
     return htmx.answer(
-        "authoring/partials/block.html", status=status, message=message,
-        o=svc.outline(course, _me()), course=course, block=block, section=block.section,
-        can_edit=True, form=form, hx_target=htmx.target(),
+        "authoring/partials/block.html", status=status, message=message, course_id=course_id,
+        block=block, can_edit=True, form=form, hx_target=htmx.target(),
     )  # fmt: skip
 
 
@@ -373,29 +377,31 @@ def block(block_id: int):
     block = access.block_for_owner(block_id, _me())
     key = f"block-{block_id}"
     form = BlockForm(prefix=key)
-    course_id = block.section.course_id
     if request.method == "GET":
         if not htmx.targets(key):
-            return redirect(_editor_url(course_id, key, edit=_edit_arg(key)))
+            return redirect(_editor_url(block.section.course_id, key, edit=_edit_arg(key)))
         if "edit" in request.args:
             form.process(obj=block)
-            return _block_partial(block, form=form)
-        return _block_partial(block)
+            return _block_partial(block, block.section.course_id, form=form)
+        row = svc.block_row(block)
+        return _block_partial(row, row.course_id)
+    row = None
     if form.validate_on_submit():
         try:
-            block_svc.update_block(
+            row = block_svc.update_block(
                 block, form.title.data, form.type.data, form.url.data, form.content.data,
                 form.description.data,
             )  # fmt: skip
         except Invalid as exc:
             _form_errors(form, exc)
-    if form.errors:
-        if htmx.targets(key):
-            return _block_partial(block, 422, "Not saved: " + _first_error(form), form=form)
+    if row is None and htmx.targets(key):
+        message = "Not saved: " + _first_error(form)
+        return _block_partial(block, block.section.course_id, 422, message, form=form)
+    if row is None:
         return _editor_page(block.section.course, 422, edit=key, edit_form=form)
     if htmx.targets(key):
-        return _block_partial(block, message="Saved")
-    return htmx.hx_redirect(_editor_url(course_id, key))
+        return _block_partial(row, row.course_id, message="Saved")
+    return htmx.hx_redirect(_editor_url(row.course_id, key))
 
 
 @bp.route("/teach/blocks/<int:block_id>/move", methods=["GET", "POST"])
@@ -408,7 +414,7 @@ def move_block(block_id: int):
     if request.method == "GET":  # the "Move to section" chooser
         return htmx.answer(
             "authoring/partials/move_block.html", page="authoring/move_block.html", ids=(key,),
-            o=svc.outline(course, _me()), course=course, block=block, section=block.section,
+            sections=svc.sections_of(course.id), course=course, block=block,
         )  # fmt: skip
     if "section_id" in request.form:
         # The guard parses the id: anything but one of your sections is a 404.

@@ -1,4 +1,5 @@
-"""Content blocks of a course: their values, and adding, changing, moving and deleting them.
+"""Content blocks of a course: their values, adding, changing, moving and deleting them, and the
+whole order of sections and blocks at once (drag and drop).
 
 The route passes the guarded block or section (``access.block_for_owner``,
 ``access.section_for_owner``). Every change that touches the structure takes the course lock
@@ -8,11 +9,13 @@ or moved in another tab while this waited is a 404, never a half-applied move.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+import json
+
+from sqlalchemy import Row, delete, select, update
 
 from ..extensions import db
-from ..models import URL_TYPES, BlockType, ContentBlock, Section
-from . import Invalid, NotFound, unit_of_work
+from ..models import URL_TYPES, BlockType, ContentBlock, Course, Section
+from . import Conflict, Invalid, NotFound, unit_of_work
 from .courses import (
     CONTENT_MAX,
     DESCRIPTION_MAX,
@@ -20,8 +23,10 @@ from .courses import (
     clean_text,
     clean_title,
     clean_url,
+    completions_of,
     lock,
     place_blocks,
+    renumber_sections,
     section_ids,
     touch,
 )
@@ -79,7 +84,7 @@ def add_block(
     return block
 
 
-@unit_of_work(missing="No such block.")  # deleted in another tab meanwhile
+@unit_of_work()
 def update_block(
     block: ContentBlock,
     title: str,
@@ -87,11 +92,35 @@ def update_block(
     url: str | None,
     content: str,
     description: str = "",
-) -> ContentBlock:
-    for name, value in clean_block(title, description, type_, url, content).items():
-        setattr(block, name, value)
-    touch(block.section.course_id)
-    return block
+) -> Row:
+    """Save the block's values; returns its row as the editor shows it (``id``, ``section_id``,
+    ``title``, ``type``, ``done``: its completions, ``course_id``).
+
+    Two statements whatever the course's size: the UPDATE reads that row back itself
+    (RETURNING, with the block's completions counted on their index), then the course is
+    marked changed. A block deleted in another tab meanwhile is a 404."""
+    values = clean_block(title, description, type_, url, content)
+    row = db.session.execute(
+        update(ContentBlock)
+        .where(ContentBlock.id == block.id)
+        .values(**values)
+        .returning(
+            ContentBlock.id,
+            ContentBlock.section_id,
+            ContentBlock.title,
+            ContentBlock.type,
+            # Bound ids, not correlated columns: SQLite writes RETURNING unqualified.
+            completions_of(block.id).label("done"),
+            select(Section.course_id)
+            .where(Section.id == block.section_id)
+            .scalar_subquery()
+            .label("course_id"),
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("No such block.")
+    touch(row.course_id)
+    return row
 
 
 @unit_of_work()
@@ -148,3 +177,76 @@ def move_block_to_section(block: ContentBlock, target: Section) -> ContentBlock:
         place_blocks(target.id, [*block_ids(target.id), block.id])
     touch(target.course_id)
     return block
+
+
+# --- the whole order at once (drag and drop) --------------------------------------------------
+
+
+ORDER_MAX_BYTES = 64 * 1024  # ~6,000 ids: far more than any course outline
+_ORDER_CHARS = frozenset("0123456789[], \t\r\n")
+
+
+def parse_order(text: str | None) -> list[tuple[int, list[int]]]:
+    """The drag-and-drop order ``[[section id, [block id, …]], …]`` from its JSON text.
+
+    Invalid for anything else. Only digits, brackets, commas and whitespace are accepted and the
+    nesting is checked before ``json.loads``, so a deeply nested or odd payload is refused
+    cheaply instead of reaching the parser's recursion limit.
+    """
+    unreadable = Invalid("The new order could not be read. Nothing was moved.", field="order")
+    text = text or ""
+    if len(text) > ORDER_MAX_BYTES:
+        raise Invalid("The new order is too large. Nothing was moved.", field="order")
+    if not text.strip() or not _ORDER_CHARS.issuperset(text):
+        raise unreadable
+    depth = 0
+    for char in text:
+        depth += char == "["
+        depth -= char == "]"
+        if not 0 <= depth <= 3:
+            raise unreadable
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise unreadable from None
+    if not isinstance(raw, list):
+        raise unreadable
+    order = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2):
+            raise unreadable
+        section_id, blocks = item
+        if not isinstance(section_id, int) or not isinstance(blocks, list):
+            raise unreadable
+        if not all(isinstance(b, int) for b in blocks):
+            raise unreadable
+        order.append((section_id, blocks))
+    return order
+
+
+@unit_of_work()
+def reorder(course: Course, order: list[tuple[int, list[int]]]) -> None:
+    """Save a whole new order: sections, and for each section its blocks, in one transaction.
+
+    The order must name every section and block of the course exactly once and nothing else;
+    a stale or tampered order raises Conflict and changes nothing.
+    """
+    stale = Conflict("The outline changed since this page was loaded. Nothing was moved.")
+    section_ids = [sid for sid, _ in order]
+    block_ids = [bid for _, blocks in order for bid in blocks]
+    if len(set(section_ids)) != len(section_ids) or len(set(block_ids)) != len(block_ids):
+        raise stale
+    lock(course.id)
+    current = db.session.execute(
+        select(Section.id, ContentBlock.id)
+        .outerjoin(ContentBlock, ContentBlock.section_id == Section.id)
+        .where(Section.course_id == course.id)
+    ).all()
+    have_sections = {sid for sid, _ in current}
+    have_blocks = {bid for _, bid in current if bid is not None}
+    if set(section_ids) != have_sections or set(block_ids) != have_blocks:
+        raise stale
+    renumber_sections(section_ids)
+    for sid, blocks in order:
+        place_blocks(sid, blocks)
+    touch(course.id)

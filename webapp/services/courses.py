@@ -8,11 +8,10 @@ Every change is one ``unit_of_work()``; structural changes take the course lock 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, ScalarSelect, delete, func, select, update
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
@@ -26,7 +25,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Conflict, Invalid, NotAllowed, NotFound, audit, insert, unit_of_work
+from . import Invalid, NotAllowed, NotFound, audit, insert, unit_of_work
 from .access import manages
 from .progress import sync_course_completion
 
@@ -83,59 +82,126 @@ def _require_teacher(user: User) -> None:
 # --- reading ---------------------------------------------------------------------------------
 
 
+def completions_of(block_id) -> ScalarSelect:
+    """How many completions a block has: one range of ``ix_completed_content_blocks_block``.
+
+    ``block_id`` is a column (correlated, one count per row) or the id of one block."""
+    return (
+        select(func.count())
+        .select_from(CompletedContentBlock)
+        .where(CompletedContentBlock.content_block_id == block_id)
+        .scalar_subquery()
+    )
+
+
+def _block_columns() -> tuple:
+    """What a block's row in the editor shows: its title and type, and its completions (the
+    delete confirmation names them). Never the content: the editor loads that for the one block
+    being edited."""
+    return (
+        ContentBlock.id,
+        ContentBlock.section_id,
+        ContentBlock.title,
+        ContentBlock.type,
+        completions_of(ContentBlock.id).label("done"),
+    )
+
+
 @dataclass
 class Outline:
-    """Everything the editor shows, loaded in a fixed number of queries."""
+    """Everything the editor shows, in a fixed number of queries whatever the course's size.
 
-    course: Course
+    ``sections`` are the course's sections; their blocks are light rows (``id``,
+    ``section_id``, ``title``, ``type``, ``done``: its completions), in ``blocks_of(section)``.
+    """
+
     sections: list[Section]
     collapsed: set[int] = field(default_factory=set)
-    completions: dict[int, int] = field(default_factory=dict)  # block id -> completions
+    blocks: dict[int, list[Row]] = field(default_factory=dict)  # section id -> its block rows
     students: int = 0
+
+    def blocks_of(self, section: Section) -> list[Row]:
+        return self.blocks.get(section.id, [])
 
     @property
     def block_count(self) -> int:
-        return sum(len(s.blocks) for s in self.sections)
+        return sum(len(rows) for rows in self.blocks.values())
 
     def section_completions(self, section: Section) -> int:
-        return sum(self.completions.get(b.id, 0) for b in section.blocks)
+        return sum(b.done for b in self.blocks_of(section))
 
     @property
     def completion_count(self) -> int:
-        return sum(self.completions.values())
+        return sum(b.done for rows in self.blocks.values() for b in rows)
+
+    def has_block(self, block_id: int | str) -> bool:
+        return any(str(b.id) == str(block_id) for rows in self.blocks.values() for b in rows)
+
+
+def _outline(user: User, sections_where, blocks_where) -> Outline:
+    """The sections with the user's folded state, then the blocks' rows with their completions
+    (one count per block, each an index range): two statements."""
+    folded = CollapsedSection.section_id.is_not(None)
+    rows = db.session.execute(
+        select(Section, folded)
+        .outerjoin(
+            CollapsedSection,
+            (CollapsedSection.section_id == Section.id) & (CollapsedSection.user_id == user.id),
+        )
+        .where(sections_where)
+        .order_by(Section.position, Section.id)
+    ).all()
+    blocks: dict[int, list[Row]] = {section.id: [] for section, _ in rows}
+    for row in db.session.execute(
+        select(*_block_columns())
+        .join(Section, ContentBlock.section_id == Section.id)
+        .where(blocks_where)
+        .order_by(ContentBlock.position, ContentBlock.id)
+    ):
+        blocks[row.section_id].append(row)
+    collapsed = {section.id for section, is_folded in rows if is_folded}
+    return Outline([section for section, _ in rows], collapsed, blocks)
 
 
 def outline(course: Course, user: User) -> Outline:
-    sections = (
-        db.session.execute(
-            select(Section)
-            .where(Section.course_id == course.id)
-            .order_by(Section.position, Section.id)
-            .options(selectinload(Section.blocks))
+    """The editor's outline of ``course`` as ``user`` folds it, and its number of students:
+    three statements."""
+    o = _outline(user, Section.course_id == course.id, Section.course_id == course.id)
+    o.students = (
+        db.session.scalar(
+            select(func.count(StudentCourse.id)).where(StudentCourse.course_id == course.id)
         )
-        .scalars()
-        .all()
+        or 0
     )
-    collapsed = set(
-        db.session.execute(
-            select(CollapsedSection.section_id)
-            .join(Section, CollapsedSection.section_id == Section.id)
-            .where(CollapsedSection.user_id == user.id, Section.course_id == course.id)
-        ).scalars()
+    return o
+
+
+def section_outline(section_id: int, user: User) -> Outline:
+    """The outline of one section (its fragment in the editor): two statements."""
+    return _outline(user, Section.id == section_id, ContentBlock.section_id == section_id)
+
+
+def sections_of(course_id: int) -> list[Section]:
+    """The course's sections in order (the "Move to section" chooser)."""
+    return list(
+        db.session.scalars(
+            select(Section)
+            .where(Section.course_id == course_id)
+            .order_by(Section.position, Section.id)
+        )
     )
-    completions = dict(
-        db.session.execute(
-            select(CompletedContentBlock.content_block_id, func.count(CompletedContentBlock.id))
-            .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
-            .join(Section, ContentBlock.section_id == Section.id)
-            .where(Section.course_id == course.id)
-            .group_by(CompletedContentBlock.content_block_id)
-        ).all()
-    )
-    students = db.session.scalar(
-        select(func.count(StudentCourse.id)).where(StudentCourse.course_id == course.id)
-    )
-    return Outline(course, list(sections), collapsed, completions, students or 0)
+
+
+def block_row(block: ContentBlock) -> Row:
+    """One block's row as the editor shows it, with its course (for the editor's links)."""
+    row = db.session.execute(
+        select(*_block_columns(), Section.course_id)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .where(ContentBlock.id == block.id)
+    ).one_or_none()
+    if row is None:  # deleted meanwhile
+        raise NotFound("No such block.")
+    return row
 
 
 # --- courses ---------------------------------------------------------------------------------
@@ -155,21 +221,35 @@ def create_course(user: User, title: str, description: str = "") -> Course:
     return course
 
 
-def _set_text(row: Course | Section, name: str, value: str) -> None:
-    """The title or the description of a course or a section (the in-place editors)."""
+def _text(name: str, value: str) -> dict[str, str]:
+    """The title or the description of a course or a section (the in-place editors), checked."""
     if name == "title":
-        row.title = clean_title(value)
-    elif name == "description":
-        row.description = clean_text(value, DESCRIPTION_MAX, "description")
-    else:
-        raise Invalid("Unknown field.")
+        return {"title": clean_title(value)}
+    if name == "description":
+        return {"description": clean_text(value, DESCRIPTION_MAX, "description")}
+    raise Invalid("Unknown field.")
 
 
-@unit_of_work(missing="No such course.")  # deleted in another tab meanwhile
-def update_course_field(course: Course, name: str, value: str) -> Course:
-    """Set the course's title or description."""
-    _set_text(course, name, value)
-    return course
+def _save_text(model: type[Course] | type[Section], row_id: int, values: dict, *shown) -> Row:
+    """UPDATE one row and read back what its in-place field shows, in the same statement: the
+    answer needs no other query, and the row it renders is not the ORM object that the commit
+    expires (reading that again after the commit would be one more statement)."""
+    row = db.session.execute(
+        update(model)
+        .where(model.id == row_id)
+        .values(**values)
+        .returning(model.id, model.title, model.description, *shown)
+    ).one_or_none()
+    if row is None:  # deleted meanwhile
+        raise NotFound(f"No such {model.__name__.lower()}.")
+    return row
+
+
+@unit_of_work()
+def update_course_field(course: Course, name: str, value: str) -> Row:
+    """Set the course's title or description; returns the row as saved (id, title,
+    description)."""
+    return _save_text(Course, course.id, _text(name, value))
 
 
 @unit_of_work()
@@ -267,7 +347,7 @@ def block_ids(section_id: int) -> list[int]:
     )
 
 
-def _renumber_sections(ids: list[int]) -> None:
+def renumber_sections(ids: list[int]) -> None:
     if ids:
         db.session.execute(
             update(Section),
@@ -298,12 +378,13 @@ def add_section(course: Course, title: str, description: str = "") -> Section:
     return section
 
 
-@unit_of_work(missing="No such section.")
-def update_section_field(section: Section, name: str, value: str) -> Section:
-    """Set the section's title or description."""
-    _set_text(section, name, value)
-    touch(section.course_id)
-    return section
+@unit_of_work()
+def update_section_field(section: Section, name: str, value: str) -> Row:
+    """Set the section's title or description; returns the row as saved (id, title, description,
+    course_id)."""
+    row = _save_text(Section, section.id, _text(name, value), Section.course_id)
+    touch(row.course_id)
+    return row
 
 
 @unit_of_work()
@@ -312,7 +393,7 @@ def delete_section(section: Section) -> int:
     course_id = section.course_id
     lock(course_id)
     db.session.execute(delete(Section).where(Section.id == section.id))
-    _renumber_sections(section_ids(course_id))
+    renumber_sections(section_ids(course_id))
     sync_course_completion(course_id)
     touch(course_id)
     return course_id
@@ -331,7 +412,7 @@ def move_section(section: Section, direction: str) -> Section:
     j = i - 1 if direction == "up" else i + 1
     if 0 <= j < len(ids):
         ids[i], ids[j] = ids[j], ids[i]
-        _renumber_sections(ids)
+        renumber_sections(ids)
         touch(section.course_id)
     return section
 
@@ -355,73 +436,3 @@ def set_collapsed(section: Section, user: User, collapsed: bool) -> None:
                 CollapsedSection.user_id == user.id, CollapsedSection.section_id == section.id
             )
         )
-
-
-ORDER_MAX_BYTES = 64 * 1024  # ~6,000 ids: far more than any course outline
-_ORDER_CHARS = frozenset("0123456789[], \t\r\n")
-
-
-def parse_order(text: str | None) -> list[tuple[int, list[int]]]:
-    """The drag-and-drop order ``[[section id, [block id, …]], …]`` from its JSON text.
-
-    Invalid for anything else. Only digits, brackets, commas and whitespace are accepted and the
-    nesting is checked before ``json.loads``, so a deeply nested or odd payload is refused
-    cheaply instead of reaching the parser's recursion limit.
-    """
-    unreadable = Invalid("The new order could not be read. Nothing was moved.", field="order")
-    text = text or ""
-    if len(text) > ORDER_MAX_BYTES:
-        raise Invalid("The new order is too large. Nothing was moved.", field="order")
-    if not text.strip() or not _ORDER_CHARS.issuperset(text):
-        raise unreadable
-    depth = 0
-    for char in text:
-        depth += char == "["
-        depth -= char == "]"
-        if not 0 <= depth <= 3:
-            raise unreadable
-    try:
-        raw = json.loads(text)
-    except ValueError:
-        raise unreadable from None
-    if not isinstance(raw, list):
-        raise unreadable
-    order = []
-    for item in raw:
-        if not (isinstance(item, list) and len(item) == 2):
-            raise unreadable
-        section_id, blocks = item
-        if not isinstance(section_id, int) or not isinstance(blocks, list):
-            raise unreadable
-        if not all(isinstance(b, int) for b in blocks):
-            raise unreadable
-        order.append((section_id, blocks))
-    return order
-
-
-@unit_of_work()
-def reorder(course: Course, order: list[tuple[int, list[int]]]) -> None:
-    """Save a whole new order: sections, and for each section its blocks, in one transaction.
-
-    The order must name every section and block of the course exactly once and nothing else;
-    a stale or tampered order raises Conflict and changes nothing.
-    """
-    stale = Conflict("The outline changed since this page was loaded. Nothing was moved.")
-    section_ids = [sid for sid, _ in order]
-    block_ids = [bid for _, blocks in order for bid in blocks]
-    if len(set(section_ids)) != len(section_ids) or len(set(block_ids)) != len(block_ids):
-        raise stale
-    lock(course.id)
-    current = db.session.execute(
-        select(Section.id, ContentBlock.id)
-        .outerjoin(ContentBlock, ContentBlock.section_id == Section.id)
-        .where(Section.course_id == course.id)
-    ).all()
-    have_sections = {sid for sid, _ in current}
-    have_blocks = {bid for _, bid in current if bid is not None}
-    if set(section_ids) != have_sections or set(block_ids) != have_blocks:
-        raise stale
-    _renumber_sections(section_ids)
-    for sid, blocks in order:
-        place_blocks(sid, blocks)
-    touch(course.id)
