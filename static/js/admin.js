@@ -1,4 +1,5 @@
-// Administration: "select all" for the bulk actions and a live count of the selection.
+// Administration: "select all" for the bulk actions and a live count of the selection; a row's
+// actions, once loaded, scrolled into view.
 // Everything works without this file (each row checkbox is a plain form control).
 (function () {
   "use strict";
@@ -28,5 +29,13 @@
     if (el.id === "select-all" || (el.type === "checkbox" && el.name === "user_ids")) refresh();
   });
   document.addEventListener("htmx:afterSettle", refresh);
+
+  // A row's actions, just loaded into its last cell: bring the whole menu into view (on a phone
+  // the table scrolls sideways, and focusing the summary shows only the summary).
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var cell = evt.detail.elt;
+    var menu = cell && cell.querySelector && cell.querySelector("details.row-actions[open] > .menu");
+    if (menu) menu.scrollIntoView({ block: "nearest", inline: "nearest" });
+  });
   document.addEventListener("DOMContentLoaded", refresh);
 })();
