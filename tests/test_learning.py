@@ -20,6 +20,7 @@ from webapp.models import (
 )
 from webapp.services import access, progress
 from webapp.services import learning as service
+from webapp.services import learning_outline as outline
 from webapp.services.catalogue import PER_PAGE
 
 HX_COMPLETION = {"HX-Request": "true", "HX-Target": "completion"}
@@ -246,8 +247,11 @@ def test_course_page_main_button_states(client, student, course):
     complete_directly(student, blocks[2], url="https://example.com/w")
     body = client.get(f"/courses/{course.id}").get_data(as_text=True)
     assert f"Resume: {blocks[3].title}" in body
-    assert body.count('class="tick" aria-hidden="true">✓') == 2
     assert "2 of 3 done" in body and "0 of 3 done" in body
+    # only the resume block's section lists its blocks; ?section= opens another one too
+    assert '">✓<' not in body and f'id="outline-block-{blocks[3].id}"' in body
+    body = client.get(f"/courses/{course.id}?section={blocks[0].section_id}").get_data(as_text=True)
+    assert body.count('class="tick" aria-hidden="true">✓') == 2
     for b in blocks:
         if b.id not in (blocks[1].id, blocks[2].id):
             complete_directly(student, b, url="https://example.com/w")
@@ -257,26 +261,37 @@ def test_course_page_main_button_states(client, student, course):
     assert "Review course" in body and "100%" in body and "Course completed" in body
 
 
-def test_resume_rules():
-    """Resume: last block if not completed, else the next pending block after it (wrapping)."""
+def test_resume_rules(student, teacher):
+    """Resume: last block if not completed, else the next pending block after it (wrapping),
+    across sections; everything done (or nothing left): the first block."""
+    course = make_course(teacher, sections=2, blocks=3)
+    ids = [b.id for b in blocks_of(course)]
 
-    class B:
-        def __init__(self, i):
-            self.id = i
+    def resume_at(last: int | None, done: list[int]) -> int:
+        db.session.execute(delete(CompletedContentBlock))
+        for i in done:
+            db.session.add(
+                CompletedContentBlock(
+                    student_id=student.id, content_block_id=ids[i], feedback="", grader_comment=""
+                )
+            )
+        db.session.commit()
+        last_id = ids[last] if last is not None and last >= 0 else (99999 if last else None)
+        target, first = outline.resume(course.id, student.id, last_id)
+        assert first == ids[0]
+        return ids.index(target.id)
 
-    o = service.Outline(course=None, sections=[], order=[B(i) for i in range(1, 6)])
-    assert o.resume_block(None).id == 1
-    o.completed = {1, 2}
-    assert o.resume_block(None).id == 3  # nothing visited: first pending
-    assert o.resume_block(4).id == 4  # last visited, not completed
-    o.completed = {1, 2, 4}
-    assert o.resume_block(4).id == 5  # after the last activity
-    o.completed = {2, 4, 5}
-    assert o.resume_block(5).id == 1  # wraps to the first pending block
-    o.completed = {1, 2, 3, 4, 5}
-    assert o.resume_block(3).id == 1  # all done: review from the start
-    assert o.resume_block(999).id == 1  # last block deleted meanwhile
-    assert service.Outline(course=None, sections=[], order=[]).resume_block(None) is None
+    assert resume_at(None, []) == 0
+    assert resume_at(None, [0, 1]) == 2  # nothing visited: first pending
+    assert resume_at(3, [0, 1]) == 3  # last visited, not completed
+    assert resume_at(3, [0, 1, 3]) == 4  # after the last activity
+    assert resume_at(2, [0, 1, 2]) == 3  # into the next section
+    assert resume_at(5, [1, 3, 4, 5]) == 0  # wraps to the first pending block
+    assert resume_at(4, [0, 2, 3, 4, 5]) == 1
+    assert resume_at(3, [0, 1, 2, 3, 4, 5]) == 0  # all done: review from the start
+    assert resume_at(-1, [0]) == 1  # the last block was deleted meanwhile
+    empty = make_course(teacher, sections=1, blocks=0)
+    assert outline.resume(empty.id, student.id, None) == (None, None)
 
 
 def test_resume_route_redirects_to_the_resume_block(client, student, course):

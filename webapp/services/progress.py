@@ -7,7 +7,10 @@ exactly when it has blocks and the student has completed every one of them.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, select, update
+from dataclasses import dataclass
+
+from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy.engine import Row
 
 from ..extensions import db
 from ..models import CompletedContentBlock, ContentBlock, Section, StudentCourse, utcnow
@@ -16,6 +19,18 @@ from ..models import CompletedContentBlock, ContentBlock, Section, StudentCourse
 def percent(done: int, total: int) -> int:
     """Whole percent of ``done`` out of ``total``, rounded down (0 for an empty course)."""
     return done * 100 // total if total else 0
+
+
+@dataclass(frozen=True)
+class Figures:
+    """How much of a course (or of one section) a student has done."""
+
+    done: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        return percent(self.done, self.total)
 
 
 def block_total(course_id):
@@ -60,6 +75,48 @@ def done_per_student(course_id: int):
     )
 
 
+def section_figures(course_id: int, student_id: int | None):
+    """SELECT the course's sections in order: ``id``, ``title``, ``position``, ``total`` blocks
+    and ``done`` by the student (0 without one). One row a section, blocks counted in the index;
+    nothing but this course's rows is read."""
+    done = func.count(CompletedContentBlock.id) if student_id is not None else literal(0)
+    stmt = (
+        select(
+            Section.id,
+            Section.title,
+            Section.position,
+            func.count(ContentBlock.id).label("total"),
+            done.label("done"),
+        )
+        .select_from(Section)
+        .outerjoin(ContentBlock, ContentBlock.section_id == Section.id)
+    )
+    if student_id is not None:
+        stmt = stmt.outerjoin(
+            CompletedContentBlock,
+            and_(
+                CompletedContentBlock.content_block_id == ContentBlock.id,
+                CompletedContentBlock.student_id == student_id,
+            ),
+        )
+    return (
+        stmt.where(Section.course_id == course_id)
+        .group_by(Section.id, Section.title, Section.position)
+        .order_by(Section.position, Section.id)
+    )
+
+
+def _completion(total, done) -> dict:
+    """The rule, in SQL: ``completed`` and ``completed_at`` (kept while it stays complete)."""
+    is_complete = and_(total > 0, done == total)
+    return {
+        "completed": is_complete,
+        "completed_at": case(
+            (is_complete, func.coalesce(StudentCourse.completed_at, utcnow())), else_=None
+        ),
+    }
+
+
 def sync_course_completion(course_id: int, student_id: int | None = None) -> None:
     """Recompute ``StudentCourse.completed``/``completed_at`` for a course's enrolments.
 
@@ -68,19 +125,57 @@ def sync_course_completion(course_id: int, student_id: int | None = None) -> Non
     """
     total = block_total(course_id).scalar_subquery()
     done = done_count(course_id, StudentCourse.student_id).scalar_subquery()
-    is_complete = and_(total > 0, done == total)
     stmt = (
         update(StudentCourse)
         .where(StudentCourse.course_id == course_id)
-        .values(
-            completed=is_complete,
-            completed_at=case(
-                (is_complete, func.coalesce(StudentCourse.completed_at, utcnow())),
-                else_=None,
-            ),
-        )
+        .values(**_completion(total, done))
         .execution_options(synchronize_session=False)
     )
     if student_id is not None:
         stmt = stmt.where(StudentCourse.student_id == student_id)
     db.session.execute(stmt)
+
+
+def settle(enrolment_id: int, course_id: int, student_id: int, section_id: int, base, **values):
+    """One UPDATE of one enrolment after its student completed or undid a block; the figures
+    the answer shows come back with it (``sync_course_completion`` for one student, in the
+    same statement as what the caller reads).
+
+    ``base`` is the caller's SELECT of one row, with a boolean column ``present`` (the block is
+    still there) and whatever else the answer shows. To it come the course's ``total`` and
+    ``done`` and the section's ``section_total`` and ``section_done``; the whole row is a CTE
+    (computed once). The enrolment gets ``completed``/``completed_at`` by the rule and
+    ``values``, only if ``present``; RETURNING ``completed`` and every column of the row.
+    None when nothing was updated (the block or the enrolment is gone).
+    """
+    in_section = ContentBlock.section_id == section_id
+    facts = base.add_columns(
+        block_total(course_id).scalar_subquery().label("total"),
+        done_count(course_id, student_id).scalar_subquery().label("done"),
+        select(func.count(ContentBlock.id))
+        .where(in_section)
+        .scalar_subquery()
+        .label("section_total"),
+        select(func.count(CompletedContentBlock.id))
+        .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
+        .where(in_section, CompletedContentBlock.student_id == student_id)
+        .scalar_subquery()
+        .label("section_done"),
+    ).cte("facts")
+
+    def fact(name: str):
+        return select(facts.c[name]).scalar_subquery()
+
+    stmt = (
+        update(StudentCourse)
+        .where(StudentCourse.id == enrolment_id, fact("present"))
+        .values(**_completion(fact("total"), fact("done")), **values)
+        .returning(StudentCourse.completed, *(fact(c.key).label(c.key) for c in facts.c))
+        .execution_options(synchronize_session=False)
+    )
+    return db.session.execute(stmt).one_or_none()
+
+
+def figures_of(row: Row) -> tuple[Figures, Figures]:
+    """The course's and the section's figures from a row ``settle`` returned."""
+    return Figures(row.done, row.total), Figures(row.section_done, row.section_total)
