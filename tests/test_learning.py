@@ -19,7 +19,6 @@ from webapp.models import (
     utcnow,
 )
 from webapp.services import access, progress
-from webapp.services import learning as service
 from webapp.services import learning_outline as outline
 from webapp.services.catalogue import PER_PAGE
 
