@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, func, literal, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy import and_, case, func, literal, select, true, update
 
 from ..extensions import db
 from ..models import CompletedContentBlock, ContentBlock, Section, StudentCourse, utcnow
@@ -77,31 +76,24 @@ def done_per_student(course_id: int):
 
 def section_figures(course_id: int, student_id: int | None):
     """SELECT the course's sections in order: ``id``, ``title``, ``position``, ``total`` blocks
-    and ``done`` by the student (0 without one). One row a section, blocks counted in the index;
-    nothing but this course's rows is read."""
-    done = func.count(CompletedContentBlock.id) if student_id is not None else literal(0)
-    stmt = (
-        select(
-            Section.id,
-            Section.title,
-            Section.position,
-            func.count(ContentBlock.id).label("total"),
-            done.label("done"),
-        )
-        .select_from(Section)
-        .outerjoin(ContentBlock, ContentBlock.section_id == Section.id)
-    )
+    and ``done`` by the student (0 without one). Counted section by section, along the
+    (section_id, position) index and the student's (student_id, content_block_id) one: only this
+    course's blocks are read, one index entry each."""
+    in_section = ContentBlock.section_id == Section.id
+    total = select(func.count(ContentBlock.id)).where(in_section).scalar_subquery()
+    done = literal(0)
     if student_id is not None:
-        stmt = stmt.outerjoin(
-            CompletedContentBlock,
-            and_(
-                CompletedContentBlock.content_block_id == ContentBlock.id,
-                CompletedContentBlock.student_id == student_id,
-            ),
+        done = (
+            select(func.count(CompletedContentBlock.id))
+            .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
+            .where(in_section, CompletedContentBlock.student_id == student_id)
+            .scalar_subquery()
         )
     return (
-        stmt.where(Section.course_id == course_id)
-        .group_by(Section.id, Section.title, Section.position)
+        select(
+            Section.id, Section.title, Section.position, total.label("total"), done.label("done")
+        )
+        .where(Section.course_id == course_id)
         .order_by(Section.position, Section.id)
     )
 
@@ -143,25 +135,25 @@ def settle(enrolment_id: int, course_id: int, student_id: int, section_id: int, 
 
     ``base`` is the caller's SELECT of one row, with a boolean column ``present`` (the block is
     still there) and whatever else the answer shows. To it come the course's ``total`` and
-    ``done`` and the section's ``section_total`` and ``section_done``; the whole row is a CTE
+    ``done`` and the section's ``section_total`` and ``section_done``, summed over
+    ``section_figures`` (this course's blocks, one index entry each); the whole row is a CTE
     (computed once). The enrolment gets ``completed``/``completed_at`` by the rule and
     ``values``, only if ``present``; RETURNING ``completed`` and every column of the row.
     None when nothing was updated (the block or the enrolment is gone).
     """
-    in_section = ContentBlock.section_id == section_id
-    facts = base.add_columns(
-        block_total(course_id).scalar_subquery().label("total"),
-        done_count(course_id, student_id).scalar_subquery().label("done"),
-        select(func.count(ContentBlock.id))
-        .where(in_section)
-        .scalar_subquery()
-        .label("section_total"),
-        select(func.count(CompletedContentBlock.id))
-        .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
-        .where(in_section, CompletedContentBlock.student_id == student_id)
-        .scalar_subquery()
-        .label("section_done"),
-    ).cte("facts")
+    per_section = section_figures(course_id, student_id).order_by(None).subquery()
+
+    def summed(column, where=None):
+        return func.coalesce(func.sum(column if where is None else case((where, column))), 0)
+
+    here = per_section.c.id == section_id
+    totals = select(
+        summed(per_section.c.total).label("total"),
+        summed(per_section.c.done).label("done"),
+        summed(per_section.c.total, here).label("section_total"),
+        summed(per_section.c.done, here).label("section_done"),
+    ).subquery("totals")
+    facts = base.add_columns(*totals.c).join(totals, true()).cte("facts")
 
     def fact(name: str):
         return select(facts.c[name]).scalar_subquery()
@@ -174,8 +166,3 @@ def settle(enrolment_id: int, course_id: int, student_id: int, section_id: int, 
         .execution_options(synchronize_session=False)
     )
     return db.session.execute(stmt).one_or_none()
-
-
-def figures_of(row: Row) -> tuple[Figures, Figures]:
-    """The course's and the section's figures from a row ``settle`` returned."""
-    return Figures(row.done, row.total), Figures(row.section_done, row.section_total)
