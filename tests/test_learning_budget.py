@@ -37,6 +37,7 @@ HX_COMPLETION = {"HX-Request": "true", "HX-Target": "completion"}
 PAGE_BYTES = 40_000
 FRAGMENT_STATEMENTS = 4
 PAGE_STATEMENTS = 8
+SLACK = 10  # rows: rounding in EXPLAIN's figures (see test_rows_read_do_not_grow_with_the_school)
 
 
 # --- seeding with bulk SQL -----------------------------------------------------------------------
@@ -304,7 +305,10 @@ def test_rows_read_do_not_grow_with_the_school(client, school, teacher):
     total = len(blocks)
     for name, (m, _) in before.items():
         grown = after[name][0]
-        assert grown.rows == m.rows, f"{name} read more:\n{m.report()}\n--- now\n{grown.report()}"
+        # PostgreSQL reports a node's rows as a per-loop average rounded to a whole row, and the
+        # plan may change its memoizing: a few rows either way are that, not growth.
+        more = [now - then for now, then in zip(grown.rows, m.rows, strict=True)]
+        assert max(more) <= SLACK, f"{name} read more:\n{m.report()}\n--- now\n{grown.report()}"
         # What is left grows with this course only: its blocks counted, each at most 3 times
         # (the course's total and done, the section's, the outline's counts) plus a few rows.
         assert sum(m.rows) <= 3 * total + 200, f"{name}\n{m.report()}"
