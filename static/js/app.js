@@ -97,6 +97,15 @@
     }
   });
 
+  // The block page's outline (a scrolling sidebar on wide screens) starts at the current block.
+  document.addEventListener("DOMContentLoaded", function () {
+    var here = document.querySelector(".block-outline [aria-current=page]");
+    var box = here && here.closest(".block-outline");
+    if (box && box.scrollHeight > box.clientHeight && box.contains(here.offsetParent)) {
+      box.scrollTop = here.offsetTop - box.clientHeight / 3;
+    }
+  });
+
   // Confirm dialogs declared in markup (data-confirm) for plain forms too.
   document.addEventListener("submit", function (evt) {
     var form = evt.target;
