@@ -313,3 +313,27 @@ def test_rows_read_do_not_grow_with_the_school(client, school, teacher):
         # (the course's total and done, the section's, the outline's counts) plus a few rows.
         assert sum(m.rows) <= 3 * total + 200, f"{name}\n{m.report()}"
     print({name: sum(m.rows) for name, (m, _) in before.items()})
+
+
+def test_edit_and_a_refused_undo_stay_within_the_fragment_budget(client, school, teacher):
+    student, courses = school
+    course, blocks, done = courses["large"]
+    assignment = next(b for b in blocks[:done] if b.type == "assignment")
+    login_as(client, student)
+    url = f"/courses/{course.id}/blocks/{assignment.id}"
+    with measuring() as edit:
+        resp = client.post(
+            url + "/completion", data={"url": "https://example.com/v2"}, headers=HX_COMPLETION
+        )
+    assert resp.status_code == 200 and "https://example.com/v2" in resp.text
+    assert edit.count <= FRAGMENT_STATEMENTS, edit.report()
+    _run(
+        "UPDATE completed_content_blocks SET grade = 80, graded_at = CURRENT_TIMESTAMP "
+        "WHERE student_id = :student AND content_block_id = :block",
+        student=student.id, block=assignment.id,
+    )  # fmt: skip
+    db.session.commit()
+    with measuring() as refused:
+        resp = client.post(url + "/undo", headers=HX_COMPLETION)
+    assert resp.status_code == 409 and "cannot be undone" in resp.text
+    assert refused.count <= FRAGMENT_STATEMENTS, refused.report()
