@@ -15,7 +15,8 @@ shows (docs/learning.md, "Queries").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, delete, select, update
@@ -130,7 +131,7 @@ class Work:
     feedback: str
     grade: int | None
     grader_comment: str
-    graded_at: object
+    graded_at: dt.datetime | None
     changed_since_graded: bool
 
 
@@ -275,38 +276,43 @@ def undo(held: StudentBlock) -> Change:
     return _changed(course_id, ref, row)
 
 
+NOT_DONE = "This block is not marked complete."
+
+
 def edit(held: StudentBlock, url: str | None, remarks: str) -> Change:
     """Change the url and remarks of submitted work; never the grade or the grader's comment."""
     current = unchanged(held)
     if held.completion is None:
-        return Change(**{**current.__dict__, "refused": "This block is not marked complete."})
+        return replace(current, refused=NOT_DONE)
     if not held.block.is_gradable:
-        return Change(**{**current.__dict__, "refused": "There is nothing to edit on this block."})
+        return replace(current, refused="There is nothing to edit on this block.")
     url, remarks = _clean_work(held.block, url, remarks)
-    work = current.completion
-    if (work.url, work.feedback) == (url, remarks):
+    if (current.completion.url, current.completion.feedback) == (url, remarks):
         return current
     w = CompletedContentBlock
-    with unit_of_work(missing=NO_BLOCK):
-        # Bumping updated_at tells the teacher the work changed after it was graded.
-        row = db.session.execute(
-            update(w)
-            .where(w.id == work.id)
-            .values(url=url, feedback=remarks, updated_at=utcnow())
-            .returning(
-                w.id,
-                w.url,
-                w.feedback,
-                w.grade,
-                w.grader_comment,
-                w.graded_at,
-                w.changed_since_graded,
-            )  # fmt: skip
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
-        if row is None:
-            raise NotFound(NO_BLOCK)  # undone or deleted meanwhile
-    return Change(current.course_id, current.block, Work(*row[:6], bool(row[6])))
+    try:
+        with unit_of_work():
+            # Bumping updated_at tells the teacher the work changed after it was graded.
+            row = db.session.execute(
+                update(w)
+                .where(w.id == current.completion.id)
+                .values(url=url, feedback=remarks, updated_at=utcnow())
+                .returning(
+                    w.id,
+                    w.url,
+                    w.feedback,
+                    w.grade,
+                    w.grader_comment,
+                    w.graded_at,
+                    w.changed_since_graded,
+                )  # fmt: skip
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+            if row is None:
+                raise _Refused(NOT_DONE)  # undone in another tab meanwhile
+    except _Refused as exc:
+        return replace(current, completion=None, refused=exc.message)
+    return replace(current, completion=Work(*row[:6], bool(row[6])))
 
 
 # --- the same operations by ids (the seed command, tests) ---------------------------------------

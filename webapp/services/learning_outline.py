@@ -2,9 +2,10 @@
 
 The outline shows every section with its counts but the blocks of the open sections only (the
 section holding the block to resume or the block shown; the others load on demand), so the HTML
-stays small at any course size. Each part is one statement that reads this course's rows only:
-the sections with their counts, the open sections' blocks, the neighbours of a block, where to
-resume. Changes are in ``services/learning.py``.
+stays small at any course size. Each part is one statement that reads this course's rows and
+the student's own, nothing of other students or courses: the sections with their counts, the
+open sections' blocks, the neighbours of a block, where to resume. Changes are in
+``services/learning.py``.
 """
 
 from __future__ import annotations
