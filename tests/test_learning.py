@@ -19,7 +19,7 @@ from webapp.models import (
     utcnow,
 )
 from webapp.services import access, progress
-from webapp.services import learning as service
+from webapp.services import learning_outline as outline
 from webapp.services.catalogue import PER_PAGE
 
 HX_COMPLETION = {"HX-Request": "true", "HX-Target": "completion"}
@@ -246,8 +246,11 @@ def test_course_page_main_button_states(client, student, course):
     complete_directly(student, blocks[2], url="https://example.com/w")
     body = client.get(f"/courses/{course.id}").get_data(as_text=True)
     assert f"Resume: {blocks[3].title}" in body
-    assert body.count('class="tick" aria-hidden="true">✓') == 2
     assert "2 of 3 done" in body and "0 of 3 done" in body
+    # only the resume block's section lists its blocks; ?section= opens another one too
+    assert '">✓<' not in body and f'id="outline-block-{blocks[3].id}"' in body
+    body = client.get(f"/courses/{course.id}?section={blocks[0].section_id}").get_data(as_text=True)
+    assert body.count('class="tick" aria-hidden="true">✓') == 2
     for b in blocks:
         if b.id not in (blocks[1].id, blocks[2].id):
             complete_directly(student, b, url="https://example.com/w")
@@ -257,26 +260,136 @@ def test_course_page_main_button_states(client, student, course):
     assert "Review course" in body and "100%" in body and "Course completed" in body
 
 
-def test_resume_rules():
-    """Resume: last block if not completed, else the next pending block after it (wrapping)."""
+# --- the outline: the current section open, the others on demand ---------------------------------
 
-    class B:
-        def __init__(self, i):
-            self.id = i
 
-    o = service.Outline(course=None, sections=[], order=[B(i) for i in range(1, 6)])
-    assert o.resume_block(None).id == 1
-    o.completed = {1, 2}
-    assert o.resume_block(None).id == 3  # nothing visited: first pending
-    assert o.resume_block(4).id == 4  # last visited, not completed
-    o.completed = {1, 2, 4}
-    assert o.resume_block(4).id == 5  # after the last activity
-    o.completed = {2, 4, 5}
-    assert o.resume_block(5).id == 1  # wraps to the first pending block
-    o.completed = {1, 2, 3, 4, 5}
-    assert o.resume_block(3).id == 1  # all done: review from the start
-    assert o.resume_block(999).id == 1  # last block deleted meanwhile
-    assert service.Outline(course=None, sections=[], order=[]).resume_block(None) is None
+def test_course_page_opens_the_resume_section_and_folds_the_others(client, student, teacher):
+    course = make_course(teacher, sections=3, blocks=2)
+    blocks = blocks_of(course)
+    s1, s2, s3 = (blocks[i].section_id for i in (0, 2, 4))
+    row = enrol(student, course)
+    row.last_block_id = blocks[2].id
+    db.session.commit()
+    login_as(client, student)
+    body = client.get(f"/courses/{course.id}").get_data(as_text=True)
+    # every section: its title, counts and a disclosure link (a real link without JavaScript)
+    for sid in (s1, s2, s3):
+        assert f'id="section-progress-{sid}" class="section-progress">0 of 2 done' in body
+        assert f'href="/courses/{course.id}?section={sid}#section-{sid}"' in body
+        assert f'hx-get="/courses/{course.id}/sections/{sid}"' in body
+    # only the resume block's section lists its blocks
+    assert f'aria-controls="section-blocks-{s2}" aria-expanded="true"' in body
+    assert f'aria-controls="section-blocks-{s1}" aria-expanded="false"' in body
+    assert f'<ol id="section-blocks-{s1}" class="outline-blocks" hidden></ol>' in body
+    assert [b.title for b in blocks if f">{b.title}</a>" in body] == ["Block 2.1", "Block 2.2"]
+    # ?section= opens one more, without JavaScript
+    body = client.get(f"/courses/{course.id}?section={s3}").get_data(as_text=True)
+    assert f'aria-controls="section-blocks-{s3}" aria-expanded="true"' in body
+    assert ">Block 3.1</a>" in body and ">Block 2.1</a>" in body and ">Block 1.1</a>" not in body
+    # a section of another course, or no number, is ignored
+    other = make_course(teacher, title="Other")
+    for bad in (blocks_of(other)[0].section_id, "x"):
+        body = client.get(f"/courses/{course.id}?section={bad}").get_data(as_text=True)
+        assert ">Block 2.1</a>" in body and ">Block 3.1</a>" not in body
+
+
+def test_a_folded_section_loads_its_blocks_on_demand(client, student, teacher):
+    course = make_course(teacher, sections=2, blocks=2)
+    blocks = blocks_of(course)
+    s2 = blocks[2].section_id
+    enrol(student, course)
+    complete_directly(student, blocks[3])
+    login_as(client, student)
+    resp = client.get(f"/courses/{course.id}/sections/{s2}", headers={"HX-Request": "true"})
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "<html" not in body
+    assert body.startswith(f'<ol id="section-blocks-{s2}" class="outline-blocks" data-loaded>')
+    assert f'href="/courses/{course.id}/blocks/{blocks[2].id}"' in body
+    assert body.count('aria-hidden="true">✓') == 1 and "Block 1.1" not in body
+    assert "HX-Request" in resp.headers["Vary"]
+    # without htmx: the course page with that section open
+    resp = client.get(f"/courses/{course.id}/sections/{s2}")
+    assert resp.status_code == 303
+    assert resp.headers["Location"] == f"/courses/{course.id}?section={s2}#section-{s2}"
+    # a section of another course is 404; a draft's sections too
+    other = make_course(teacher, title="Other", published=False)
+    for cid, sid in (
+        (course.id, blocks_of(other)[0].section_id),
+        (other.id, blocks_of(other)[0].section_id),
+    ):
+        assert (
+            client.get(f"/courses/{cid}/sections/{sid}", headers={"HX-Request": "true"}).status_code
+            == 404
+        )
+
+
+def test_a_section_for_visitors_lists_blocks_without_links(client, teacher):
+    course = make_course(teacher, sections=2, blocks=3)
+    blocks = blocks_of(course)
+    body = client.get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "3 blocks</span>" in body and " done</span>" not in body
+    assert ">Block 1.1</span>" in body and "Block 2.1" not in body  # the first section is open
+    body = client.get(
+        f"/courses/{course.id}/sections/{blocks[3].section_id}", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
+    assert ">Block 2.1</span>" in body and "/blocks/" not in body
+    empty = make_course(teacher, title="Empty", sections=1, blocks=0)
+    section_id = db.session.scalar(select(Section.id).where(Section.course_id == empty.id))
+    body = client.get(
+        f"/courses/{empty.id}/sections/{section_id}", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
+    assert "No blocks yet." in body
+
+
+def test_block_page_opens_its_own_section(client, student, teacher):
+    course = make_course(teacher, sections=3, blocks=2)
+    blocks = blocks_of(course)
+    enrol(student, course)
+    login_as(client, student)
+    body = client.get(block_url(course, blocks[2])).get_data(as_text=True)
+    s1, s2 = blocks[0].section_id, blocks[2].section_id
+    assert f'aria-controls="section-blocks-{s2}" aria-expanded="true"' in body
+    assert f'aria-current="page">{blocks[2].title}</a>' in body
+    assert f'aria-controls="section-blocks-{s1}" aria-expanded="false"' in body
+    assert f'href="{block_url(course, blocks[2])}?section={s1}#section-{s1}"' in body
+    # previous and next cross the sections' edges
+    assert f'rel="prev" href="{block_url(course, blocks[1])}"' in body
+    body = client.get(block_url(course, blocks[3], f"?section={s1}")).get_data(as_text=True)
+    assert f'aria-controls="section-blocks-{s1}" aria-expanded="true"' in body
+    assert f'rel="next" href="{block_url(course, blocks[4])}"' in body
+
+
+def test_resume_rules(student, teacher):
+    """Resume: last block if not completed, else the next pending block after it (wrapping),
+    across sections; everything done (or nothing left): the first block."""
+    course = make_course(teacher, sections=2, blocks=3)
+    ids = [b.id for b in blocks_of(course)]
+
+    def resume_at(last: int | None, done: list[int]) -> int:
+        db.session.execute(delete(CompletedContentBlock))
+        for i in done:
+            db.session.add(
+                CompletedContentBlock(
+                    student_id=student.id, content_block_id=ids[i], feedback="", grader_comment=""
+                )
+            )
+        db.session.commit()
+        last_id = ids[last] if last is not None and last >= 0 else (99999 if last else None)
+        target, first = outline.resume(course.id, student.id, last_id)
+        assert first == ids[0]
+        return ids.index(target.id)
+
+    assert resume_at(None, []) == 0
+    assert resume_at(None, [0, 1]) == 2  # nothing visited: first pending
+    assert resume_at(3, [0, 1]) == 3  # last visited, not completed
+    assert resume_at(3, [0, 1, 3]) == 4  # after the last activity
+    assert resume_at(2, [0, 1, 2]) == 3  # into the next section
+    assert resume_at(5, [1, 3, 4, 5]) == 0  # wraps to the first pending block
+    assert resume_at(4, [0, 2, 3, 4, 5]) == 1
+    assert resume_at(3, [0, 1, 2, 3, 4, 5]) == 0  # all done: review from the start
+    assert resume_at(-1, [0]) == 1  # the last block was deleted meanwhile
+    empty = make_course(teacher, sections=1, blocks=0)
+    assert outline.resume(empty.id, student.id, None) == (None, None)
 
 
 def test_resume_route_redirects_to_the_resume_block(client, student, course):
@@ -902,12 +1015,12 @@ def test_query_budgets_do_not_grow_with_the_data(
     budgets = {}
     for name, big_url, small_url, limit in [
         ("catalogue", "/courses", "/courses?q=small", 4),
-        ("course", f"/courses/{course.id}", f"/courses/{small.id}", 7),
+        ("course", f"/courses/{course.id}", f"/courses/{small.id}", 6),
         (
             "block",
             f"/courses/{course.id}/blocks/{block_ids[700]}",
             block_url(small, small_block),
-            9,
+            5,  # the first visit adds the UPDATE of last_block_id (tests/test_learning_budget.py)
         ),
         ("my learning", "/learn", "/learn", 6),
     ]:

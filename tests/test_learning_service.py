@@ -11,6 +11,7 @@ from webapp.extensions import db
 from webapp.models import CompletedContentBlock, Role, StudentCourse, utcnow
 from webapp.services import Conflict, Invalid, NotFound, access
 from webapp.services import learning as service
+from webapp.services import learning_outline as outline
 from webapp.services.catalogue import catalogue
 
 
@@ -43,7 +44,7 @@ def test_enrol_in_draft_or_missing_course_is_not_found(teacher, student):
 def test_blocks_need_enrolment(course, student):
     block = blocks_of(course)[0]
     with pytest.raises(access.NotEnrolled):
-        service.visit_block(course.id, block.id, student)
+        outline.block_page(course.id, block.id, student)
     with pytest.raises(access.NotEnrolled):
         service.complete_block(course.id, block.id, student)
     assert count(CompletedContentBlock) == 0
@@ -76,7 +77,7 @@ def test_complete_twice_keeps_the_first(course, student):
     view = service.complete_block(course.id, quiz.id, student, "https://second.example", "two")
     assert count(CompletedContentBlock) == 1
     assert view.completion.url == "https://first.example"
-    assert view.enrolment.last_block_id == quiz.id
+    assert db.session.scalar(select(StudentCourse.last_block_id)) == quiz.id
 
 
 def test_edit_never_touches_the_grade_and_undo_refuses_graded_work(course, student, teacher):
@@ -89,8 +90,9 @@ def test_edit_never_touches_the_grade_and_undo_refuses_graded_work(course, stude
     view = service.edit_completion(course.id, quiz.id, student, "https://b.example", "fixed")
     done = view.completion
     assert (done.url, done.feedback) == ("https://b.example", "fixed")
-    assert (done.grade, done.grader_comment, done.graded_by_id) == (70, "ok", teacher.id)
-    assert done.changed_since_graded
+    assert (done.grade, done.grader_comment) == (70, "ok") and done.changed_since_graded
+    row = db.session.get(CompletedContentBlock, done.id)
+    assert (row.grade, row.grader_comment, row.graded_by_id) == (70, "ok", teacher.id)
     with pytest.raises(Conflict, match="graded"):
         service.undo_completion(course.id, quiz.id, student)
     assert count(CompletedContentBlock) == 1
@@ -102,9 +104,10 @@ def test_undo_and_progress(course, student):
         url = "https://w.example" if b.is_gradable else None
         view = service.complete_block(course.id, b.id, student, url, "")
         assert_progress_invariant(course.id)
-    assert view.enrolment.completed and view.outline.percent == 100
+    assert view.completed and view.figures.percent == 100
     view = service.undo_completion(course.id, blocks_of(course)[-1].id, student)
-    assert not view.enrolment.completed and view.outline.percent == 83
+    assert not view.completed and view.figures.percent == 83
+    assert (view.section.done, view.section.total) == (2, 3)
     assert_progress_invariant(course.id)
 
 

@@ -75,6 +75,37 @@
     if (invalid) invalid.focus();
   });
 
+  // Folded sections of a course outline (learning pages): a link with data-fold opens or folds
+  // the list it controls (aria-controls). A list not on the page yet is loaded by htmx (the
+  // link's hx-get); once loaded (data-loaded) it folds and unfolds here, without a request.
+  // Without this file the link opens the page with that section open.
+  document.addEventListener("click", function (evt) {
+    var link = evt.target.closest && evt.target.closest("a[data-fold]");
+    if (!link || evt.ctrlKey || evt.metaKey || evt.shiftKey || evt.altKey) return;
+    var list = document.getElementById(link.getAttribute("aria-controls"));
+    if (!list || !list.hasAttribute("data-loaded")) return;  // htmx loads it
+    evt.preventDefault();
+    evt.stopPropagation();  // before htmx's own listener on the link
+    var open = link.getAttribute("aria-expanded") !== "true";
+    link.setAttribute("aria-expanded", open ? "true" : "false");
+    list.hidden = !open;
+  }, true);
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var link = evt.detail.elt;
+    if (evt.detail.successful && link && link.hasAttribute && link.hasAttribute("data-fold")) {
+      link.setAttribute("aria-expanded", "true");
+    }
+  });
+
+  // The block page's outline (a scrolling sidebar on wide screens) starts at the current block.
+  document.addEventListener("DOMContentLoaded", function () {
+    var here = document.querySelector(".block-outline [aria-current=page]");
+    var box = here && here.closest(".block-outline");
+    if (box && box.scrollHeight > box.clientHeight && box.contains(here.offsetParent)) {
+      box.scrollTop = here.offsetTop - box.clientHeight / 3;
+    }
+  });
+
   // Confirm dialogs declared in markup (data-confirm) for plain forms too.
   document.addEventListener("submit", function (evt) {
     var form = evt.target;

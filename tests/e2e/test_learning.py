@@ -311,11 +311,37 @@ def test_block_outline_folds_on_phones_and_mark_complete_disables_in_flight(
     outline = page.locator(".block-outline")
     main_box = page.locator(".block-main").bounding_box()
     assert outline.bounding_box()["y"] > main_box["y"] + main_box["height"] - 1
-    expect(outline.get_by_role("link", name="Wrap up")).to_be_visible()
+    expect(outline.get_by_role("link", name="Label every input")).to_be_visible()
     outline.get_by_text("Course outline").click()
-    expect(outline.get_by_role("link", name="Wrap up")).to_be_hidden()
+    expect(outline.get_by_role("link", name="Label every input")).to_be_hidden()
     outline.get_by_text("Course outline").press("Enter")
+    expect(outline.get_by_role("link", name="Label every input")).to_be_visible()
+
+    # Only this block's section lists its blocks; another one opens on demand (htmx), by
+    # keyboard, keeping focus on its disclosure link, and then folds without a request.
+    practice = outline.get_by_role("link", name="Practice", exact=True)
+    expect(practice).to_have_attribute("aria-expanded", "false")
+    expect(outline.get_by_role("link", name="Wrap up")).to_have_count(0)
+    practice.focus()
+    page.keyboard.press("Enter")
     expect(outline.get_by_role("link", name="Wrap up")).to_be_visible()
+    expect(practice).to_have_attribute("aria-expanded", "true")
+    expect(practice).to_be_focused()
+    assert page.evaluate("() => location.search") == ""  # no page load
+    sent = []
+
+    def note(request):
+        sent.append(request.url)
+
+    page.on("request", note)
+    page.keyboard.press("Enter")
+    expect(outline.get_by_role("link", name="Wrap up")).to_be_hidden()
+    expect(practice).to_have_attribute("aria-expanded", "false")
+    page.keyboard.press("Enter")
+    expect(outline.get_by_role("link", name="Wrap up")).to_be_visible()
+    page.remove_listener("request", note)
+    assert sent == []  # folding and unfolding again sent no request
+    no_violations(page)
 
     # Mark complete: the button is disabled until the answer is in.
     held = []
@@ -329,4 +355,35 @@ def test_block_outline_folds_on_phones_and_mark_complete_disables_in_flight(
     expect(page.locator("#completion")).to_contain_text("Completed")
     expect(page.locator("#course-progress")).to_contain_text("25%")
     page.watch.shot("learning-block-phone-completed")
+    page.watch.assert_clean()
+
+
+# --- a large course -------------------------------------------------------------------------------
+
+
+def test_a_large_course_stays_small_on_every_screen(live_server, page, app):
+    """40 sections of 25 blocks: the course and block pages list one section's blocks, fit a
+    320 px screen without sideways scrolling, and pass axe."""
+    from tests.test_learning_budget import enrol_with_progress, seed_course
+
+    teacher = make_user(Role.TEACHER, name="Grace Hopper")
+    student = make_user(Role.STUDENT, email="big@example.com", name="Bea Big")
+    course = seed_course(teacher, "A very large course on accessible web pages", 40, 25)
+    blocks = enrol_with_progress(student, course, 510)
+    login(page, live_server, student.email)
+    for width in (1280, 390, 320):
+        page.set_viewport_size({"width": width, "height": 900})
+        for name, url in (
+            ("course", f"/courses/{course.id}"),
+            ("block", f"/courses/{course.id}/blocks/{blocks[510].id}"),
+        ):
+            page.goto(live_server + url)
+            expect(page.locator(".outline-block")).to_have_count(25)
+            expect(page.locator("a.section-toggle")).to_have_count(40)
+            assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
+            page.watch.shot(f"learning-large-{name}-{width}", full_page=False)
+            page.locator("a.section-toggle[aria-expanded=true]").scroll_into_view_if_needed()
+            page.watch.shot(f"learning-large-{name}-{width}-open", full_page=False)
+            if width == 390:
+                no_violations(page)
     page.watch.assert_clean()

@@ -8,8 +8,9 @@ from flask_login import current_user
 from .. import htmx
 from ..guards import student_required
 from ..markdown import render_markdown
-from ..services import Conflict, Invalid, access
+from ..services import Invalid, access
 from ..services import learning as service
+from ..services import learning_outline as outline
 from ..services.catalogue import catalogue as find_courses
 from ..services.my_learning import my_learning as my_courses
 from . import bp
@@ -39,10 +40,29 @@ def catalogue():
     )
 
 
+def _section_arg() -> int | None:
+    """``?section=<id>``: a folded section opened without JavaScript."""
+    return request.args.get("section", type=int)
+
+
 @bp.get("/courses/<int:course_id>")
 def course(course_id: int):
-    view = service.course_page(course_id, current_user)
+    view = outline.course_page(course_id, current_user, _section_arg())
     return render_template("learning/course.html", view=view)
+
+
+@bp.get("/courses/<int:course_id>/sections/<int:section_id>")
+def section(course_id: int, section_id: int):
+    """A folded section's blocks (htmx); without htmx, the course page with it open."""
+    view = outline.section_blocks(course_id, section_id, current_user)
+    return htmx.answer(
+        "learning/partials/section_blocks.html",
+        redirect_to=url_for(
+            "learning.course", course_id=course_id, section=section_id,
+            _anchor=f"section-{section_id}",
+        ),
+        view=view,
+    )  # fmt: skip
 
 
 @bp.post("/courses/<int:course_id>/enrol")
@@ -64,7 +84,7 @@ def unenrol(course_id: int):
 @bp.get("/courses/<int:course_id>/resume")
 @student_required
 def resume(course_id: int):
-    block = service.resume_target(course_id, current_user)
+    block = outline.resume_target(course_id, current_user)
     if block is None:
         return redirect(url_for("learning.course", course_id=course_id), code=303)
     return redirect(url_for("learning.block", course_id=course_id, block_id=block.id), code=303)
@@ -85,72 +105,88 @@ def _work_form(view, formdata=None):
 @student_required
 def block(course_id: int, block_id: int):
     try:
-        view = service.visit_block(course_id, block_id, current_user)
+        if htmx.targets(COMPLETION_ID):  # the completion alone (edit, cancel)
+            view = service.unchanged(access.block_for_student(course_id, block_id, current_user))
+        else:
+            view = outline.block_page(course_id, block_id, current_user, _section_arg())
     except access.NotEnrolled as exc:
         flash(exc.message, "info")
         return redirect(url_for("learning.course", course_id=course_id), code=303)
     editing = request.args.get("edit") == "1" and view.completion is not None
-    return htmx.answer(
+    resp = htmx.answer(
         "learning/partials/completion.html", page="learning/block.html", ids=(COMPLETION_ID,),
         view=view, form=_work_form(view, formdata=None), editing=editing,
     )  # fmt: skip
+    if isinstance(view, outline.BlockView):
+        service.record_visit(view)  # after rendering: its commit expires what the page shows
+    return resp
 
 
-def _after_change(course_id, block_id, view, message, form=None, status=200, notice=None):
+def _after_change(change, message, form=None, status=200):
     """The changed fragments for htmx (completion + out-of-band outline, progress, next).
 
-    Without htmx: the page again with the form's messages (422), else back to the block.
+    Without htmx: the page again with the form's messages (422), else back to the block (a
+    refused change with its reason as a flash message).
     """
-    if notice and status != 422 and not htmx.targets(COMPLETION_ID):
-        flash(notice, "error")
+    here = url_for("learning.block", course_id=change.course_id, block_id=change.block.id)
+    if status == 422 and not htmx.targets(COMPLETION_ID):
+        page = outline.block_page(change.course_id, change.block.id, current_user)
+        editing = form is not None and page.completion is not None
+        return htmx.answer(
+            page="learning/block.html", status=422, view=page,
+            form=form or _work_form(page), editing=editing,
+        )  # fmt: skip
+    if change.refused and not htmx.targets(COMPLETION_ID):
+        flash(change.refused, "error")
     return htmx.answer(
-        "learning/partials/completion_update.html", ids=(COMPLETION_ID,),
-        page="learning/block.html" if status == 422 else None,
-        redirect_to=url_for("learning.block", course_id=course_id, block_id=block_id),
-        status=status, message=message, view=view, form=form or _work_form(view),
-        editing=form is not None and view.completion is not None and status == 422,
-        notice=notice, changed=status < 400,
+        "learning/partials/completion_update.html", ids=(COMPLETION_ID,), redirect_to=here,
+        status=status, message=message, view=change, form=form or _work_form(change),
+        editing=form is not None and change.completion is not None and status == 422,
+        notice=change.refused, changed=status < 400,
     )  # fmt: skip
+
+
+def _form_for(held):
+    return WorkForm() if held.block.is_gradable else CompleteForm()
 
 
 @bp.post("/courses/<int:course_id>/blocks/<int:block_id>/complete")
 @student_required
 def complete(course_id: int, block_id: int):
-    _, block, _ = access.block_for_student(course_id, block_id, current_user)
-    form = WorkForm() if block.is_gradable else CompleteForm()
+    held = access.block_for_student(course_id, block_id, current_user, hold=True)
+    form = _form_for(held)
     if not form.validate_on_submit():
-        return _invalid(course_id, block_id, form)
+        return _invalid(held, form)
     try:
-        view = service.complete_block(course_id, block_id, current_user, *_work(form))
+        change = service.complete(held, *_work(form))
     except Invalid as exc:
-        return _invalid(course_id, block_id, form, exc)
-    return _after_change(course_id, block_id, view, _progress_message("Marked complete", view))
+        return _invalid(held, form, exc)
+    return _after_change(change, _progress_message("Marked complete", change))
 
 
 @bp.post("/courses/<int:course_id>/blocks/<int:block_id>/completion")
 @student_required
 def edit_completion(course_id: int, block_id: int):
-    _, block, _ = access.block_for_student(course_id, block_id, current_user)
-    form = WorkForm() if block.is_gradable else CompleteForm()
-    if block.is_gradable and not form.validate_on_submit():
-        return _invalid(course_id, block_id, form)
+    held = access.block_for_student(course_id, block_id, current_user)
+    form = _form_for(held)
+    if held.block.is_gradable and not form.validate_on_submit():
+        return _invalid(held, form)
     try:
-        view = service.edit_completion(course_id, block_id, current_user, *_work(form))
+        change = service.edit(held, *_work(form))
     except Invalid as exc:
-        return _invalid(course_id, block_id, form, exc)
-    except Conflict as exc:
-        return _conflict(course_id, block_id, exc)
-    return _after_change(course_id, block_id, view, "Your work is updated.")
+        return _invalid(held, form, exc)
+    if change.refused:
+        return _after_change(change, change.refused, status=409)
+    return _after_change(change, "Your work is updated.")
 
 
 @bp.post("/courses/<int:course_id>/blocks/<int:block_id>/undo")
 @student_required
 def undo(course_id: int, block_id: int):
-    try:
-        view = service.undo_completion(course_id, block_id, current_user)
-    except Conflict as exc:
-        return _conflict(course_id, block_id, exc)
-    return _after_change(course_id, block_id, view, _progress_message("Marked not done", view))
+    change = service.undo(access.block_for_student(course_id, block_id, current_user, hold=True))
+    if change.refused:
+        return _after_change(change, change.refused, status=409)
+    return _after_change(change, _progress_message("Marked not done", change))
 
 
 def _work(form) -> tuple[str | None, str]:
@@ -159,28 +195,19 @@ def _work(form) -> tuple[str | None, str]:
     return form.url.data, form.remarks.data or ""
 
 
-def _invalid(course_id, block_id, form, exc: Invalid | None = None):
+def _invalid(held, form, exc: Invalid | None = None):
     """The form again with its messages (422)."""
     if exc is not None:
         getattr(form, exc.field or "url").errors = [exc.message]
-    view = service.block_view(course_id, block_id, current_user)
     if not isinstance(form, WorkForm):
         form = None
-    return _after_change(
-        course_id, block_id, view, "Please correct the form.", form=form, status=422
-    )
+    return _after_change(service.unchanged(held), "Please correct the form.", form, status=422)
 
 
-def _conflict(course_id, block_id, exc: Conflict):
-    """The completion as it stands, with the reason the change was refused (409)."""
-    view = service.block_view(course_id, block_id, current_user)
-    return _after_change(course_id, block_id, view, exc.message, status=409, notice=exc.message)
-
-
-def _progress_message(what: str, view) -> str:
-    o = view.outline
-    text = f"{what}. Course progress {o.percent}% ({o.done} of {o.total} blocks)."
-    if view.enrolment.completed:
+def _progress_message(what: str, change) -> str:
+    f = change.figures
+    text = f"{what}. Course progress {f.percent}% ({f.done} of {f.total} blocks)."
+    if change.completed:
         text += " You have completed the course!"
     return text
 

@@ -8,8 +8,10 @@ never from a token, so a teacher demoted to student loses every owner right at o
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from sqlalchemy import and_, select
-from sqlalchemy.orm import contains_eager, joinedload
+from sqlalchemy.orm import contains_eager, joinedload, load_only, raiseload
 
 from ..extensions import db
 from ..models import (
@@ -145,24 +147,60 @@ def course_for_student(course_id, student: User) -> Course:
     return course
 
 
-def block_for_student(course_id, block_id, student: User):
-    """``(course, block, enrolment)`` if ``student`` is enrolled in the block's published course.
+class StudentBlock(NamedTuple):
+    """What ``block_for_student`` found: the course, the block, the enrolment, the work."""
+
+    course: Course
+    block: ContentBlock
+    enrolment: StudentCourse
+    completion: CompletedContentBlock | None
+
+
+def block_for_student(course_id, block_id, student: User, *, hold: bool = False) -> StudentBlock:
+    """The block if ``student`` is enrolled in its published course, in one statement.
 
     A block of the course asked for by a student who is not enrolled: ``NotEnrolled``.
+    ``hold`` (a change that depends on the course's blocks: a completion, an undo) also takes
+    ``FOR KEY SHARE`` on the course row, which conflicts only with the teacher's ``FOR UPDATE``
+    (students never wait for each other) and keeps the course's blocks still until the commit;
+    the row is read under it, so a course deleted or unpublished meanwhile is a 404. The block
+    is then loaded without its content (a change never shows it).
     """
-    course = course_for_student(course_id, student)
+    course_id = id_or_404(course_id, "course")
     block_id = id_or_404(block_id, "block")
-    block = db.session.scalar(
-        select(ContentBlock)
+    if not is_student(student):
+        raise NotFound("No such course.")
+    stmt = (
+        select(Course, ContentBlock, StudentCourse, CompletedContentBlock)
+        .select_from(ContentBlock)
         .join(Section, ContentBlock.section_id == Section.id)
-        .where(ContentBlock.id == block_id, Section.course_id == course.id)
+        .join(Course, Section.course_id == Course.id)
+        .outerjoin(
+            StudentCourse,
+            and_(StudentCourse.course_id == Course.id, StudentCourse.student_id == student.id),
+        )
+        .outerjoin(
+            CompletedContentBlock,
+            and_(
+                CompletedContentBlock.content_block_id == ContentBlock.id,
+                CompletedContentBlock.student_id == student.id,
+            ),
+        )
+        .where(ContentBlock.id == block_id, Course.id == course_id, Course.is_published)
+        .options(raiseload(Course.owner))
     )
-    if block is None:
+    if hold:
+        stmt = stmt.options(
+            load_only(ContentBlock.id, ContentBlock.section_id, ContentBlock.title,
+                      ContentBlock.type, ContentBlock.position),
+        ).with_for_update(read=True, key_share=True, of=Course)  # fmt: skip
+    found = db.session.execute(stmt).one_or_none()
+    if found is None:
         raise NotFound("No such block.")
-    enrolled = enrolment(course.id, student)
+    course, block, enrolled, completion = found
     if enrolled is None:
         raise NotEnrolled("Enrol in this course to open its blocks.")
-    return course, block, enrolled
+    return StudentBlock(course, block, enrolled, completion)
 
 
 # --- teaching ----------------------------------------------------------------------------------

@@ -1,38 +1,45 @@
-"""Learning: a student's way through a course: its outline, enrolment, visits and completions.
+"""Learning: a student's changes in a course: enrolment, visits and completions.
 
-The catalogue is ``services/catalogue.py``, the student's overview ``services/my_learning.py``.
+What a student reads (course page, block page, a section's blocks) is
+``services/learning_outline.py``; the catalogue ``services/catalogue.py``, the student's
+overview ``services/my_learning.py``.
 Every change is one ``unit_of_work()``. A change that depends on the course's structure holds
-the course row (``_hold_structure``) and then reads again what it is about to use, so a block
-or course deleted by its teacher meanwhile answers the 404 a later request would get.
+the course row (``access.block_for_student(hold=True)``, ``_hold_structure``) and reads again
+what it is about to use, so a block or course deleted by its teacher meanwhile answers the 404 a
+later request would get.
+
+A completion or an undo is three statements after the user's: the guard (which takes the
+lock), the INSERT or DELETE, and one UPDATE of the enrolment that returns everything the answer
+shows (docs/learning.md, "Queries").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import datetime as dt
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import load_only
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import (
     CompletedContentBlock,
-    ContentBlock,
     Course,
-    Section,
     StudentCourse,
     User,
     utcnow,
 )
 from . import Conflict, Invalid, NotFound, insert, unit_of_work
 from .access import (
+    StudentBlock,
     block_for_student,
     course_for_student,
     course_for_viewer,
-    enrolment,
     is_student,
 )
-from .progress import percent, sync_course_completion
+from .learning_outline import BlockView, Link, OutlineSection, link, neighbours
+from .progress import Figures, settle, sync_course_completion
 
 NO_COURSE = "No such course."
 NO_BLOCK = "No such block."
@@ -43,9 +50,10 @@ def _hold_structure(course_id: int) -> None:
 
     Authoring takes ``FOR UPDATE`` on the course row before adding or deleting a block; this
     ``FOR KEY SHARE`` conflicts only with that (students do not wait for each other). Without
-    it, a completion and a new block committed at the same moment would each recompute
-    ``completed`` without seeing the other, and a course could stay "completed" with a block
-    not done. Taken before any other row, so it cannot deadlock with the teacher's delete.
+    it, an enrolment and a new block committed at the same moment would each recompute
+    ``completed`` without seeing the other. Taken before any other row, so it cannot deadlock
+    with the teacher's delete. (A completion takes the same lock in its guard,
+    ``block_for_student(hold=True)``.)
 
     The row is read under the lock: if the teacher deleted (or unpublished) the course while
     this waited, NotFound, before anything is written for a course that is gone.
@@ -59,161 +67,7 @@ def _hold_structure(course_id: int) -> None:
         raise NotFound(NO_COURSE)
 
 
-def _hold_block(course_id: int, block_id: int) -> None:
-    """``_hold_structure``, then the block read again: still there, still in this course."""
-    _hold_structure(course_id)
-    still = db.session.scalar(
-        select(ContentBlock.id)
-        .join(Section, ContentBlock.section_id == Section.id)
-        .where(ContentBlock.id == block_id, Section.course_id == course_id)
-    )
-    if still is None:
-        raise NotFound(NO_BLOCK)
-
-
-# --- outline and progress ------------------------------------------------------------------------
-
-
-@dataclass
-class SectionOutline:
-    section: Section
-    blocks: list[ContentBlock]
-    done: int = 0
-
-
-@dataclass
-class Outline:
-    """A course's sections and blocks in order, and one student's completions in it."""
-
-    course: Course
-    sections: list[SectionOutline]
-    order: list[ContentBlock]
-    completed: set[int] = field(default_factory=set)
-
-    @property
-    def total(self) -> int:
-        return len(self.order)
-
-    @property
-    def done(self) -> int:
-        return len(self.completed)
-
-    @property
-    def percent(self) -> int:
-        return percent(self.done, self.total)
-
-    def section_of(self, block_id: int) -> SectionOutline | None:
-        for s in self.sections:
-            if any(b.id == block_id for b in s.blocks):
-                return s
-        return None
-
-    def index(self, block_id: int | None) -> int | None:
-        for i, b in enumerate(self.order):
-            if b.id == block_id:
-                return i
-        return None
-
-    def neighbours(self, block_id: int) -> tuple[ContentBlock | None, ContentBlock | None]:
-        i = self.index(block_id)
-        if i is None:
-            return None, None
-        prev = self.order[i - 1] if i > 0 else None
-        nxt = self.order[i + 1] if i + 1 < len(self.order) else None
-        return prev, nxt
-
-    def resume_block(self, last_block_id: int | None) -> ContentBlock | None:
-        """Where to carry on: see docs/learning.md ("Resume")."""
-        if not self.order:
-            return None
-        start = self.index(last_block_id)
-        if start is None:
-            pending = [b for b in self.order if b.id not in self.completed]
-            return pending[0] if pending else self.order[0]
-        if self.order[start].id not in self.completed:
-            return self.order[start]
-        rotated = self.order[start + 1 :] + self.order[:start]
-        for b in rotated:
-            if b.id not in self.completed:
-                return b
-        return self.order[0]
-
-
-def load_outline(course: Course, student: User | None) -> Outline:
-    """Sections, blocks (without their content) and completions: three queries at most."""
-    sections = db.session.scalars(
-        select(Section)
-        .where(Section.course_id == course.id)
-        .order_by(Section.position, Section.id)
-        .options(load_only(Section.id, Section.title, Section.position, Section.course_id))
-    ).all()
-    by_section: dict[int, SectionOutline] = {s.id: SectionOutline(s, []) for s in sections}
-    blocks = db.session.scalars(
-        select(ContentBlock)
-        .join(Section, ContentBlock.section_id == Section.id)
-        .where(Section.course_id == course.id)
-        .order_by(Section.position, Section.id, ContentBlock.position, ContentBlock.id)
-        .options(
-            load_only(
-                ContentBlock.id,
-                ContentBlock.title,
-                ContentBlock.type,
-                ContentBlock.position,
-                ContentBlock.section_id,
-            )
-        )
-    ).all()
-    for b in blocks:
-        by_section[b.section_id].blocks.append(b)
-    completed: set[int] = set()
-    if is_student(student):
-        completed = set(
-            db.session.scalars(
-                select(CompletedContentBlock.content_block_id)
-                .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
-                .join(Section, ContentBlock.section_id == Section.id)
-                .where(
-                    Section.course_id == course.id,
-                    CompletedContentBlock.student_id == student.id,
-                )
-            )
-        )
-    for s in by_section.values():
-        s.done = sum(1 for b in s.blocks if b.id in completed)
-    return Outline(course, list(by_section.values()), list(blocks), completed)
-
-
 # --- enrolment -----------------------------------------------------------------------------------
-
-
-@dataclass
-class CourseView:
-    course: Course
-    outline: Outline
-    enrolment: StudentCourse | None
-
-    @property
-    def resume(self) -> ContentBlock | None:
-        last = self.enrolment.last_block_id if self.enrolment else None
-        return self.outline.resume_block(last)
-
-    @property
-    def state(self) -> str:
-        """``enrol``, ``start``, ``resume``, ``review`` or ``empty`` (the main button)."""
-        if self.enrolment is None:
-            return "enrol"
-        if not self.outline.order:
-            return "empty"
-        if self.enrolment.completed:
-            return "review"
-        if self.outline.done == 0 and self.enrolment.last_block_id is None:
-            return "start"
-        return "resume"
-
-
-def course_page(course_id: int, user: User | None) -> CourseView:
-    course = course_for_viewer(course_id, user)
-    return CourseView(course, load_outline(course, user), enrolment(course.id, user))
 
 
 @unit_of_work(missing=NO_COURSE)
@@ -241,61 +95,102 @@ def unenrol(course_id: int, student: User) -> None:
         )
 
 
-def resume_target(course_id: int, student: User) -> ContentBlock | None:
-    view = course_page(course_id, student)
-    if view.enrolment is None:
-        raise NotFound("You are not enrolled in this course.")
-    return view.resume
+@unit_of_work(missing=NO_BLOCK)
+def record_visit(view: BlockView) -> None:
+    """Remember the block as the student's last, for resume (only when it changes). The route
+    calls it after rendering: the commit expires every row the page shows."""
+    if view.enrolment.last_block_id != view.block.id:
+        db.session.execute(
+            update(StudentCourse)
+            .where(StudentCourse.id == view.enrolment.id)
+            .values(last_block_id=view.block.id)
+            .execution_options(synchronize_session=False)
+        )
 
 
-# --- blocks and completions ----------------------------------------------------------------------
+# --- completions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """What a change needs of the block, copied before the commit expires the row."""
+
+    id: int
+    section_id: int
+    title: str
+    type: str
+    is_gradable: bool
+
+
+@dataclass(frozen=True)
+class Work:
+    """The student's completion as a change leaves it (what the fragment shows)."""
+
+    id: int
+    url: str | None
+    feedback: str
+    grade: int | None
+    grader_comment: str
+    graded_at: dt.datetime | None
+    changed_since_graded: bool
 
 
 @dataclass
-class BlockView:
-    course: Course
-    block: ContentBlock
-    enrolment: StudentCourse
-    outline: Outline
-    completion: CompletedContentBlock | None
+class Change:
+    """After mark complete, edit or undo: the completion fragment and its out-of-band parts
+    (outline tick, section and course progress, previous/next), from the statement that made
+    the change; ``refused``: the reason it was not made (409)."""
 
-    @property
-    def section(self) -> SectionOutline | None:
-        return self.outline.section_of(self.block.id)
-
-    @property
-    def neighbours(self):
-        return self.outline.neighbours(self.block.id)
-
-
-def _completion(block_id: int, student_id: int) -> CompletedContentBlock | None:
-    return db.session.scalar(
-        select(CompletedContentBlock).where(
-            CompletedContentBlock.content_block_id == block_id,
-            CompletedContentBlock.student_id == student_id,
-        )
-    )
+    course_id: int
+    block: BlockRef
+    completion: Work | None
+    completed: bool = False
+    figures: Figures | None = None
+    section: OutlineSection | None = None
+    prev: Link | None = None
+    next: Link | None = None
+    refused: str | None = None
 
 
-def _view(course, block, enrolled, student) -> BlockView:
-    return BlockView(
-        course, block, enrolled, load_outline(course, student), _completion(block.id, student.id)
-    )
+def _ref(held: StudentBlock) -> BlockRef:
+    b = held.block
+    return BlockRef(b.id, b.section_id, b.title, b.type, b.is_gradable)
 
 
-def visit_block(course_id: int, block_id: int, student: User) -> BlockView:
-    """The block page's data; records the block as the student's last for resume."""
-    course, block, enrolled = block_for_student(course_id, block_id, student)
-    if enrolled.last_block_id != block.id:
-        with unit_of_work():
-            enrolled.last_block_id = block.id
-    return _view(course, block, enrolled, student)
+def _work(done: CompletedContentBlock | None) -> Work | None:
+    if done is None:
+        return None
+    return Work(done.id, done.url, done.feedback, done.grade, done.grader_comment,
+                done.graded_at, bool(done.changed_since_graded))  # fmt: skip
 
 
-def block_view(course_id: int, block_id: int, student: User) -> BlockView:
-    """The block page's data without recording a visit (for fragments after a change)."""
-    course, block, enrolled = block_for_student(course_id, block_id, student)
-    return _view(course, block, enrolled, student)
+def unchanged(held: StudentBlock) -> Change:
+    """The completion as the guard found it (a form sent back with its errors)."""
+    return Change(held.course.id, _ref(held), _work(held.completion))
+
+
+def _settle(held: StudentBlock, **values):
+    """The enrolment's one UPDATE (``progress.settle``), RETURNING what the fragment shows."""
+    course_id, student_id, block = held.course.id, held.enrolment.student_id, held.block
+    work = aliased(CompletedContentBlock)
+    mine = and_(work.student_id == student_id, work.content_block_id == block.id)
+    base = neighbours(course_id, block.id).add_columns(
+        work.id.label("work_id"), work.url, work.feedback, work.grade, work.grader_comment,
+        work.graded_at, work.changed_since_graded.label("changed_since_graded"),
+    ).outerjoin(work, mine)  # fmt: skip
+    return settle(held.enrolment.id, course_id, student_id, block.section_id, base, **values)
+
+
+def _changed(course_id: int, ref: BlockRef, row, refused: str | None = None) -> Change:
+    work = None
+    if row.work_id is not None:
+        work = Work(row.work_id, row.url, row.feedback, row.grade, row.grader_comment,
+                    row.graded_at, bool(row.changed_since_graded))  # fmt: skip
+    section = OutlineSection(ref.section_id, "", 0, row.section_total, row.section_done)
+    return Change(
+        course_id, ref, work, bool(row.completed), Figures(row.done, row.total), section,
+        link(row.prev_id, row.prev_title), link(row.next_id, row.next_title), refused,
+    )  # fmt: skip
 
 
 def check_work_url(url: str | None) -> str:
@@ -306,7 +201,7 @@ def check_work_url(url: str | None) -> str:
     return url
 
 
-def _clean_work(block: ContentBlock, url: str | None, remarks: str | None):
+def _clean_work(block, url: str | None, remarks: str | None):
     if not block.is_gradable:
         return None, ""
     remarks = (remarks or "").strip()
@@ -315,54 +210,31 @@ def _clean_work(block: ContentBlock, url: str | None, remarks: str | None):
     return check_work_url(url), remarks
 
 
-def complete_block(
-    course_id: int, block_id: int, student: User, url: str | None = None, remarks: str = ""
-) -> BlockView:
-    """Mark a block complete (once, however many requests); assignments and quizzes need a url."""
+def complete(held: StudentBlock, url: str | None = None, remarks: str = "") -> Change:
+    """Mark the guarded block complete (once, however many requests); assignments and quizzes
+    need a url. ``held`` comes from ``block_for_student(hold=True)``: the course row is held.
+
+    Three statements after the guard's: the INSERT (skipped when the guard saw the completion),
+    and the enrolment's UPDATE that reads the block again (gone: 404), sets ``last_block_id``
+    and ``completed`` and returns the figures, the neighbours and the work.
+    """
+    url, remarks = _clean_work(held.block, url, remarks)
+    course_id, student_id, ref = held.course.id, held.enrolment.student_id, _ref(held)
     with unit_of_work(missing=NO_BLOCK):
-        course, block, enrolled = block_for_student(course_id, block_id, student)
-        url, remarks = _clean_work(block, url, remarks)
-        _hold_block(course.id, block.id)
-        now = utcnow()
-        db.session.execute(
-            insert(CompletedContentBlock)
-            .values(
-                student_id=student.id,
-                content_block_id=block.id,
-                url=url,
-                feedback=remarks,
-                grader_comment="",
-                completed_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["student_id", "content_block_id"])
-        )
-        enrolled.last_block_id = block.id
-        sync_course_completion(course.id, student.id)
-    return block_view(course_id, block_id, student)
-
-
-def edit_completion(
-    course_id: int, block_id: int, student: User, url: str | None, remarks: str
-) -> BlockView:
-    """Change the url and remarks of submitted work; never the grade or the grader's comment."""
-    with unit_of_work():
-        _, block, _ = block_for_student(course_id, block_id, student)
-        done = _completion(block.id, student.id)
-        if done is None:
-            raise Conflict("This block is not marked complete.")
-        if not block.is_gradable:
-            raise Conflict("There is nothing to edit on this block.")
-        url, remarks = _clean_work(block, url, remarks)
-        if (done.url, done.feedback) != (url, remarks):
-            # Bumping updated_at tells the teacher the work changed after it was graded.
+        if held.completion is None:
+            now = utcnow()
             db.session.execute(
-                update(CompletedContentBlock)
-                .where(CompletedContentBlock.id == done.id)
-                .values(url=url, feedback=remarks, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-    return block_view(course_id, block_id, student)  # read again: the commit expired the rows
+                insert(CompletedContentBlock)
+                .values(
+                    student_id=student_id, content_block_id=ref.id, url=url, feedback=remarks,
+                    grader_comment="", completed_at=now, updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["student_id", "content_block_id"])
+            )  # fmt: skip
+        row = _settle(held, last_block_id=ref.id)
+        if row is None:
+            raise NotFound(NO_BLOCK)
+    return _changed(course_id, ref, row)
 
 
 GRADED_UNDO = (
@@ -370,23 +242,95 @@ GRADED_UNDO = (
 )
 
 
-def undo_completion(course_id: int, block_id: int, student: User) -> BlockView:
-    """Take a completion back, unless a teacher has graded it."""
-    with unit_of_work():
-        course, block, _ = block_for_student(course_id, block_id, student)
-        _hold_structure(course.id)
-        # Only ungraded rows are deleted, so a grade given a moment ago is never lost.
-        result = db.session.execute(
-            delete(CompletedContentBlock)
-            .where(
-                CompletedContentBlock.content_block_id == block.id,
-                CompletedContentBlock.student_id == student.id,
-                CompletedContentBlock.graded_at.is_(None),
-                CompletedContentBlock.grade.is_(None),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 0 and _completion(block.id, student.id) is not None:
-            raise Conflict(GRADED_UNDO)  # the unit of work rolls back
-        sync_course_completion(course.id, student.id)
-    return block_view(course_id, block_id, student)
+class _Refused(Conflict):
+    """Raised inside a unit of work to roll it back; the service answers with the reason."""
+
+
+def undo(held: StudentBlock) -> Change:
+    """Take the guarded completion back, unless a teacher has graded it (``refused``).
+
+    Only an ungraded row is deleted (in the DELETE itself, so a grade given a moment ago is
+    never lost); the enrolment's UPDATE then tells whether graded work is still there.
+    """
+    course_id, student_id, ref = held.course.id, held.enrolment.student_id, _ref(held)
+    row = None
+    try:
+        with unit_of_work(missing=NO_BLOCK):
+            gone = db.session.execute(
+                delete(CompletedContentBlock)
+                .where(
+                    CompletedContentBlock.content_block_id == ref.id,
+                    CompletedContentBlock.student_id == student_id,
+                    CompletedContentBlock.graded_at.is_(None),
+                    CompletedContentBlock.grade.is_(None),
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            row = _settle(held)
+            if row is None:
+                raise NotFound(NO_BLOCK)
+            if not gone and row.work_id is not None:
+                raise _Refused(GRADED_UNDO)  # the unit of work rolls back
+    except _Refused as exc:
+        return _changed(course_id, ref, row, refused=exc.message)
+    return _changed(course_id, ref, row)
+
+
+NOT_DONE = "This block is not marked complete."
+
+
+def edit(held: StudentBlock, url: str | None, remarks: str) -> Change:
+    """Change the url and remarks of submitted work; never the grade or the grader's comment."""
+    current = unchanged(held)
+    if held.completion is None:
+        return replace(current, refused=NOT_DONE)
+    if not held.block.is_gradable:
+        return replace(current, refused="There is nothing to edit on this block.")
+    url, remarks = _clean_work(held.block, url, remarks)
+    if (current.completion.url, current.completion.feedback) == (url, remarks):
+        return current
+    w = CompletedContentBlock
+    try:
+        with unit_of_work():
+            # Bumping updated_at tells the teacher the work changed after it was graded.
+            row = db.session.execute(
+                update(w)
+                .where(w.id == current.completion.id)
+                .values(url=url, feedback=remarks, updated_at=utcnow())
+                .returning(
+                    w.id,
+                    w.url,
+                    w.feedback,
+                    w.grade,
+                    w.grader_comment,
+                    w.graded_at,
+                    w.changed_since_graded,
+                )  # fmt: skip
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+            if row is None:
+                raise _Refused(NOT_DONE)  # undone in another tab meanwhile
+    except _Refused as exc:
+        return replace(current, completion=None, refused=exc.message)
+    return replace(current, completion=Work(*row[:6], bool(row[6])))
+
+
+# --- the same operations by ids (the seed command, tests) ---------------------------------------
+
+
+def complete_block(course_id, block_id, student: User, url=None, remarks="") -> Change:
+    return complete(block_for_student(course_id, block_id, student, hold=True), url, remarks)
+
+
+def undo_completion(course_id, block_id, student: User) -> Change:
+    change = undo(block_for_student(course_id, block_id, student, hold=True))
+    if change.refused:
+        raise Conflict(change.refused)
+    return change
+
+
+def edit_completion(course_id, block_id, student: User, url, remarks) -> Change:
+    change = edit(block_for_student(course_id, block_id, student), url, remarks)
+    if change.refused:
+        raise Conflict(change.refused)
+    return change

@@ -7,7 +7,9 @@ exactly when it has blocks and the student has completed every one of them.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, select, update
+from dataclasses import dataclass
+
+from sqlalchemy import and_, case, func, literal, select, true, update
 
 from ..extensions import db
 from ..models import CompletedContentBlock, ContentBlock, Section, StudentCourse, utcnow
@@ -16,6 +18,18 @@ from ..models import CompletedContentBlock, ContentBlock, Section, StudentCourse
 def percent(done: int, total: int) -> int:
     """Whole percent of ``done`` out of ``total``, rounded down (0 for an empty course)."""
     return done * 100 // total if total else 0
+
+
+@dataclass(frozen=True)
+class Figures:
+    """How much of a course (or of one section) a student has done."""
+
+    done: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        return percent(self.done, self.total)
 
 
 def block_total(course_id):
@@ -60,6 +74,52 @@ def done_per_student(course_id: int):
     )
 
 
+def section_figures(course_id: int, student_id: int | None):
+    """SELECT the course's sections in order: ``id``, ``title``, ``position``, ``total`` blocks
+    and ``done`` by the student (0 without one).
+
+    What it reads: the course's sections, one index entry per block of the course (counted
+    section by section along (section_id, position)), and the student's own completions once
+    (their (student_id, content_block_id) index, each completion's block by its key), grouped by
+    section. Nothing of other students, and no block of another course but those the student
+    completed. (Counting the student's work per section inside the section's subquery lets
+    PostgreSQL hash all of their completions again for every section.)
+    """
+    total = (
+        select(func.count())
+        .select_from(ContentBlock)
+        .where(ContentBlock.section_id == Section.id)
+        .scalar_subquery()
+    )  # count(*): the index answers alone (an index-only scan once the table is vacuumed)
+    stmt = select(Section.id, Section.title, Section.position, total.label("total"))
+    if student_id is None:
+        stmt = stmt.add_columns(literal(0).label("done"))
+    else:
+        mine = (
+            select(ContentBlock.section_id, func.count().label("done"))
+            .select_from(CompletedContentBlock)
+            .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
+            .where(CompletedContentBlock.student_id == student_id)
+            .group_by(ContentBlock.section_id)
+            .subquery("mine")
+        )
+        stmt = stmt.add_columns(func.coalesce(mine.c.done, 0).label("done")).outerjoin(
+            mine, mine.c.section_id == Section.id
+        )
+    return stmt.where(Section.course_id == course_id).order_by(Section.position, Section.id)
+
+
+def _completion(total, done) -> dict:
+    """The rule, in SQL: ``completed`` and ``completed_at`` (kept while it stays complete)."""
+    is_complete = and_(total > 0, done == total)
+    return {
+        "completed": is_complete,
+        "completed_at": case(
+            (is_complete, func.coalesce(StudentCourse.completed_at, utcnow())), else_=None
+        ),
+    }
+
+
 def sync_course_completion(course_id: int, student_id: int | None = None) -> None:
     """Recompute ``StudentCourse.completed``/``completed_at`` for a course's enrolments.
 
@@ -68,19 +128,52 @@ def sync_course_completion(course_id: int, student_id: int | None = None) -> Non
     """
     total = block_total(course_id).scalar_subquery()
     done = done_count(course_id, StudentCourse.student_id).scalar_subquery()
-    is_complete = and_(total > 0, done == total)
     stmt = (
         update(StudentCourse)
         .where(StudentCourse.course_id == course_id)
-        .values(
-            completed=is_complete,
-            completed_at=case(
-                (is_complete, func.coalesce(StudentCourse.completed_at, utcnow())),
-                else_=None,
-            ),
-        )
+        .values(**_completion(total, done))
         .execution_options(synchronize_session=False)
     )
     if student_id is not None:
         stmt = stmt.where(StudentCourse.student_id == student_id)
     db.session.execute(stmt)
+
+
+def settle(enrolment_id: int, course_id: int, student_id: int, section_id: int, base, **values):
+    """One UPDATE of one enrolment after its student completed or undid a block; the figures
+    the answer shows come back with it (``sync_course_completion`` for one student, in the
+    same statement as what the caller reads).
+
+    ``base`` is the caller's SELECT of one row, with a boolean column ``present`` (the block is
+    still there) and whatever else the answer shows. To it come the course's ``total`` and
+    ``done`` and the section's ``section_total`` and ``section_done``, summed over
+    ``section_figures`` (this course's blocks, one index entry each); the whole row is a CTE
+    (computed once). The enrolment gets ``completed``/``completed_at`` by the rule and
+    ``values``, only if ``present``; RETURNING ``completed`` and every column of the row.
+    None when nothing was updated (the block or the enrolment is gone).
+    """
+    per_section = section_figures(course_id, student_id).order_by(None).subquery()
+
+    def summed(column, where=None):
+        return func.coalesce(func.sum(column if where is None else case((where, column))), 0)
+
+    here = per_section.c.id == section_id
+    totals = select(
+        summed(per_section.c.total).label("total"),
+        summed(per_section.c.done).label("done"),
+        summed(per_section.c.total, here).label("section_total"),
+        summed(per_section.c.done, here).label("section_done"),
+    ).subquery("totals")
+    facts = base.add_columns(*totals.c).join(totals, true()).cte("facts")
+
+    def fact(name: str):
+        return select(facts.c[name]).scalar_subquery()
+
+    stmt = (
+        update(StudentCourse)
+        .where(StudentCourse.id == enrolment_id, fact("present"))
+        .values(**_completion(fact("total"), fact("done")), **values)
+        .returning(StudentCourse.completed, *(fact(c.key).label(c.key) for c in facts.c))
+        .execution_options(synchronize_session=False)
+    )
+    return db.session.execute(stmt).one_or_none()
