@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "bench"  # git-ignored
 YARDSTICK = Path(os.environ.get("BENCH_YARDSTICK", "/work/shared/yardstick/run.sh"))
-VENV = Path(sys.executable).resolve().parents[1] if sys.prefix != sys.base_prefix else None
+VENV = Path(sys.prefix) if sys.prefix != sys.base_prefix else None  # for the yardstick
 
 PASSWORD = "bench passphrase of the school"
 
