@@ -5,7 +5,9 @@ connections. The settings are gunicorn.conf.py with a few names overridden."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import statistics
 import time
 
 import psycopg
@@ -23,14 +25,15 @@ def _sync(workers: int) -> dict:
     return {**NO_RECYCLING, "workers": workers, "threads": 1, "worker_class": "sync"}
 
 
-def _gthread(workers: int, threads: int, **more) -> dict:
-    return {**NO_RECYCLING, "workers": workers, "threads": threads, "worker_class": "gthread",
-            **more}  # fmt: skip
+def _gthread(workers: int, threads: int) -> dict:
+    return {**NO_RECYCLING, "workers": workers, "threads": threads, "worker_class": "gthread"}
 
 
 # name -> overrides of gunicorn.conf.py (None: the file as it is)
 CONFIGS: dict[str, dict | None] = {
-    "gunicorn.conf.py as it is": None,
+    "before: gthread, 5 workers × 2 threads, max_requests 2000 ± 200": {
+        **_gthread(5, 2), "max_requests": 2000, "max_requests_jitter": 200,
+    },
     "sync, 2 workers": _sync(2),
     "sync, 4 workers": _sync(4),
     "sync, 5 workers": _sync(5),
@@ -38,12 +41,12 @@ CONFIGS: dict[str, dict | None] = {
     "gthread, 4 workers × 1 thread": _gthread(4, 1),
     "gthread, 4 workers × 2 threads": _gthread(4, 2),
     "gthread, 5 workers × 2 threads": _gthread(5, 2),
-    "gthread, 4 × 1, no access log": _gthread(4, 1, accesslog=None),
-    "gthread, 4 × 1, max_requests 2000 ± 200": _gthread(
-        4, 1, max_requests=2000, max_requests_jitter=200
-    ),
-}
+    "gunicorn.conf.py as it is": None,
+    "gunicorn.conf.py, no access log": {"accesslog": None},
+    "gunicorn.conf.py, max_requests 2000 ± 200": {"max_requests": 2000, "max_requests_jitter": 200},
+}  # fmt: skip
 ONLY = [k for k in os.environ.get("BENCH_TUNE", "").split(";") if k]
+ROUNDS = int(os.environ.get("BENCH_TUNE_ROUNDS", "3"))
 
 
 def _conf(name: str, overrides: dict | None) -> str:
@@ -61,48 +64,67 @@ def _conf(name: str, overrides: dict | None) -> str:
     return str(path)
 
 
+def _measure(settings: Settings, seeded, db, name: str, overrides: dict | None) -> dict:
+    page = next(s for s in SCENARIOS if s.key == "course")
+    secs = settings.seconds
+    with Server(settings, config=_conf(name, overrides), log_name="tune.log") as server:
+
+        def pids():
+            rows = db.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            ).fetchall()
+            return [server.proc.pid, *server.workers(), *(r[0] for r in rows)]
+
+        uid = seed.LARGE_STUDENTS.start
+        student = login(server.port, uid, f"student{uid}@bench.lectern.test", "/learn")
+        ctx = Context(seeded_at=seeded.seeded_at, encoding=settings.encoding)
+        course = requests(page, db, ctx, [Slot(i, student) for i in range(16)], 1)
+        health = [[wrk.Req("GET", "/healthz", {"Accept-Encoding": settings.encoding})]] * 16
+        wrk.run(server.base, OUT / "wrk" / "tune-warm", course, 1, pids)
+        time.sleep(3)  # the warm-up's last pages served
+        h = wrk.run(server.base, OUT / "wrk" / "tune-healthz", health, secs, pids)
+        time.sleep(1)
+        c = wrk.run(server.base, OUT / "wrk" / "tune-course", course, secs, pids)
+    return {
+        "healthz": h.rps, "h50": h.p50_ms, "h99": h.p99_ms, "course": c.rps, "c50": c.p50_ms,
+        "c95": c.p95_ms, "c99": c.p99_ms, "load": loadavg()[0],
+        "others": (h.cpu["others"] + c.cpu["others"]) / 2,
+    }  # fmt: skip
+
+
 def tune(settings: Settings) -> int:
+    """Every config once per round, rounds interleaved (the machine's load drifts); the table
+    shows each figure's median over the rounds."""
     seeded = seed.current(settings)
     seed.reset(settings, seeded)
-    page = next(s for s in SCENARIOS if s.key == "course")
     configs = {k: v for k, v in CONFIGS.items() if not ONLY or k in ONLY}
-    secs = settings.seconds
+    db = psycopg.connect(settings.dsn, autocommit=True)
+    runs: dict[str, list[dict]] = {name: [] for name in configs}
+    for r in range(ROUNDS):
+        for name, overrides in configs.items():
+            m = _measure(settings, seeded, db, name, overrides)
+            runs[name].append(m)
+            print(
+                f"  round {r + 1}: {name:<62} /healthz {m['healthz']:6.0f} rps p99 "
+                f"{m['h99']:5.0f} ms | course {m['course']:5.1f} rps p95 {m['c95']:5.0f} ms "
+                f"| others {m['others']:.0f} %",
+                flush=True,
+            )
     lines = [
-        "| gunicorn settings | /healthz rps | p50 ms | p99 ms | course page rps | p50 ms "
-        "| p95 ms | p99 ms | load (1 min) | CPU of others |",
+        f"| gunicorn settings (median of {ROUNDS}) | /healthz rps | p50 ms | p99 ms "
+        "| course page rps | p50 ms | p95 ms | p99 ms | load (1 min) | CPU of others |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    db = psycopg.connect(settings.dsn, autocommit=True)
-    for name, overrides in configs.items():
-        conf = _conf(name, overrides)
-        with Server(settings, config=conf, log_name="tune.log") as server:
-
-            def pids(server=server):
-                rows = db.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                ).fetchall()
-                return [server.proc.pid, *server.workers(), *(r[0] for r in rows)]
-
-            uid = seed.LARGE_STUDENTS.start
-            student = login(server.port, uid, f"student{uid}@bench.lectern.test", "/learn")
-            ctx = Context(seeded_at=seeded.seeded_at, encoding=settings.encoding)
-            course = requests(page, db, ctx, [Slot(i, student) for i in range(16)], 1)
-            health = [[wrk.Req("GET", "/healthz", {"Accept-Encoding": settings.encoding})]] * 16
-            wrk.run(server.base, OUT / "wrk" / "tune-warm", course, 1, pids)
-            time.sleep(3)
-            h = wrk.run(server.base, OUT / "wrk" / "tune-healthz", health, secs, pids)
-            time.sleep(1)
-            c = wrk.run(server.base, OUT / "wrk" / "tune-course", course, secs, pids)
-            load = loadavg()[0]
-        line = (
-            f"| {name} | {h.rps:.0f} | {h.p50_ms:.1f} | {h.p99_ms:.0f} | {c.rps:.1f} "
-            f"| {c.p50_ms:.0f} | {c.p95_ms:.0f} | {c.p99_ms:.0f} | {load:.2f} "
-            f"| {(h.cpu['others'] + c.cpu['others']) / 2:.0f} % |"
+    for name, ms in runs.items():
+        med = {k: statistics.median(m[k] for m in ms) for k in ms[0]}
+        lines.append(
+            f"| {name} | {med['healthz']:.0f} | {med['h50']:.1f} | {med['h99']:.0f} "
+            f"| {med['course']:.1f} | {med['c50']:.0f} | {med['c95']:.0f} | {med['c99']:.0f} "
+            f"| {med['load']:.2f} | {med['others']:.0f} % |"
         )
-        print(line, flush=True)
-        lines.append(line)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     out = OUT / f"tune-{stamp}.md"
     out.write_text("\n".join(lines) + "\n")
+    (OUT / f"tune-{stamp}.json").write_text(json.dumps(runs, indent=1))
     print("\n" + "\n".join(lines) + f"\n\nSaved {out}")
     return 0
