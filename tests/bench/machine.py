@@ -65,10 +65,13 @@ class CpuMeter:
         elapsed = time.monotonic() - self.t0
         busy = (_busy_ticks() - self.busy0) / TICK
         now = {pid: _pid_ticks(pid) for pid in self.pids()}
-        own = sum(max(0, t - self.own0.get(p, 0)) for p, t in now.items()) / TICK
-        own += _children_seconds() - self.children0  # wrk (waited for) and its threads
+        server = sum(max(0, t - self.own0.get(p, 0)) for p, t in now.items()) / TICK
+        client = _children_seconds() - self.children0  # wrk (waited for) and its threads
+        own = server + client
         capacity = elapsed * CPUS or 1.0
         return {
+            "server_s": round(server, 3),  # gunicorn and its database backends, CPU seconds
+            "wrk_s": round(client, 3),
             "busy": round(100 * busy / capacity, 1),
             "bench": round(100 * min(own, busy) / capacity, 1),
             "others": round(100 * max(0.0, busy - own) / capacity, 1),

@@ -33,7 +33,8 @@ def progress_line(row) -> str:
     text = (
         f"  {row.title:<38} 1c p50 {_ms(row.single.p50_ms):>5} ms | 16c {m.rps:7.1f} rps "
         f"p50 {_ms(m.p50_ms):>5} p95 {_ms(m.p95_ms):>5} p99 {_ms(m.p99_ms):>5} ms | "
-        f"/healthz {row.healthz.rps:6.0f} | {_kb(row.plain_bytes)} | {row.statements} stmts"
+        f"/healthz {row.healthz.rps:6.0f} | {m.cpu_ms:.1f} ms CPU | {_kb(row.plain_bytes)} | "
+        f"{row.statements} stmts | others {m.cpu.get('others', 0):.0f} %"
     )
     if row.error:
         text += f"\n    ERROR {row.error}"
@@ -44,8 +45,8 @@ def progress_line(row) -> str:
 
 HEAD = (
     "| scenario | 1 conn p50 ms | 16 conn rps | p50 ms | p95 ms | p99 ms | ratio to /healthz "
-    "(its rps) | ratio to yardstick /healthz | HTML | compressed | SQL statements "
-    "| load (1 min) | CPU of others |"
+    "(its rps) | ratio to yardstick /healthz | server CPU ms / request | CPU ratio to /healthz "
+    "| HTML | compressed | SQL statements | load (1 min) | CPU of others |"
 )
 
 
@@ -59,14 +60,15 @@ def markdown(rows, meta: dict) -> str:
             notes.append(f"- **{row.title}**: error — {row.error}")
             title += " **(error)**"
         if row.many is None:
-            lines.append(f"| {title} | error | | | | | | | | | | | |")
+            lines.append(f"| {title} | error |" + " |" * (HEAD.count(" | ") - 1))
             continue
         m, h = row.many, row.healthz
         wire = _kb(row.wire_bytes) + (f" {row.encoding}" if row.encoding != "identity" else "")
         lines.append(
             f"| {title} | {_ms(row.single.p50_ms)} | {m.rps:.1f} | {_ms(m.p50_ms)} "
             f"| {_ms(m.p95_ms)} | {_ms(m.p99_ms)} | {_ratio(m.rps, h.rps)} ({h.rps:.0f}) "
-            f"| {_ratio(m.rps, yard)} | {_kb(row.plain_bytes)} | {wire} | {row.statements} "
+            f"| {_ratio(m.rps, yard)} | {m.cpu_ms:.2f} | {_ratio(h.cpu_ms, m.cpu_ms)} "
+            f"| {_kb(row.plain_bytes)} | {wire} | {row.statements} "
             f"| {row.load:.2f} | {m.cpu.get('others', 0):.0f} % |"
         )
     before, after = meta["load_before"], meta["load_after"]
@@ -78,7 +80,10 @@ def markdown(rows, meta: dict) -> str:
         f"Load average before the run {before[0]:.2f} / {before[1]:.2f} / {before[2]:.2f}, "
         f"after {after[0]:.2f} / {after[1]:.2f} / {after[2]:.2f}. "
         "CPU of others: the share of the machine's CPU not spent by the bench's processes "
-        "(gunicorn, its PostgreSQL backends, wrk) during the 16-connection run.",
+        "(gunicorn, its PostgreSQL backends, wrk) during the 16-connection run. Server CPU: "
+        "gunicorn's and its PostgreSQL backends' CPU time per request at 16 connections; its "
+        "ratio (/healthz's over the scenario's) is what the rps ratio would be on an idle "
+        "machine if both were CPU-bound, and is far less disturbed by other work.",
     ]
     if yard:
         y = meta["yardstick"]

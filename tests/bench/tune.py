@@ -88,7 +88,7 @@ def _measure(settings: Settings, seeded, db, name: str, overrides: dict | None) 
     return {
         "healthz": h.rps, "h50": h.p50_ms, "h99": h.p99_ms, "course": c.rps, "c50": c.p50_ms,
         "c95": c.p95_ms, "c99": c.p99_ms, "load": loadavg()[0],
-        "others": (h.cpu["others"] + c.cpu["others"]) / 2,
+        "others": (h.cpu["others"] + c.cpu["others"]) / 2, "hcpu": h.cpu_ms, "ccpu": c.cpu_ms,
     }  # fmt: skip
 
 
@@ -106,20 +106,23 @@ def tune(settings: Settings) -> int:
             runs[name].append(m)
             print(
                 f"  round {r + 1}: {name:<62} /healthz {m['healthz']:6.0f} rps p99 "
-                f"{m['h99']:5.0f} ms | course {m['course']:5.1f} rps p95 {m['c95']:5.0f} ms "
+                f"{m['h99']:5.0f} ms {m['hcpu']:.2f} ms CPU | course {m['course']:5.1f} rps "
+                f"p95 {m['c95']:5.0f} ms {m['ccpu']:.1f} ms CPU "
                 f"| others {m['others']:.0f} %",
                 flush=True,
             )
     lines = [
         f"| gunicorn settings (median of {ROUNDS}) | /healthz rps | p50 ms | p99 ms "
-        "| course page rps | p50 ms | p95 ms | p99 ms | load (1 min) | CPU of others |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU ms / request | course page rps | p50 ms | p95 ms | p99 ms | CPU ms / request "
+        "| load (1 min) | CPU of others |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, ms in runs.items():
         med = {k: statistics.median(m[k] for m in ms) for k in ms[0]}
         lines.append(
             f"| {name} | {med['healthz']:.0f} | {med['h50']:.1f} | {med['h99']:.0f} "
-            f"| {med['course']:.1f} | {med['c50']:.0f} | {med['c95']:.0f} | {med['c99']:.0f} "
+            f"| {med['hcpu']:.2f} | {med['course']:.1f} | {med['c50']:.0f} | {med['c95']:.0f} "
+            f"| {med['c99']:.0f} | {med['ccpu']:.1f} "
             f"| {med['load']:.2f} | {med['others']:.0f} % |"
         )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")

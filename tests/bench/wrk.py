@@ -99,6 +99,12 @@ class Result:
         return self.requests / self.seconds if self.seconds else 0.0
 
     @property
+    def cpu_ms(self) -> float:
+        """CPU time of gunicorn and its PostgreSQL backends per request: what a request costs
+        the server, much less disturbed by other work on the machine than rps and latency."""
+        return 1000 * self.cpu.get("server_s", 0.0) / self.requests if self.requests else 0.0
+
+    @property
     def bad(self) -> int:
         """Answers other than 2xx/3xx, plus socket errors and timeouts."""
         return sum(self.errors.values())
