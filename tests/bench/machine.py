@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import resource
+import threading
 import time
 from pathlib import Path
 
@@ -34,8 +35,7 @@ def _pid_ticks(pid: int) -> int:
     except OSError:
         return 0
     fields = stat.rpartition(")")[2].split()
-    # utime + stime, and cutime + cstime: a gunicorn master counts the workers it reaped
-    return sum(int(v) for v in fields[11:15])
+    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 def cpu_ticks(pids) -> int:
@@ -50,22 +50,41 @@ def _children_seconds() -> float:
 class CpuMeter:
     """CPU shares (percent of all cores) between now and ``stop()``.
 
-    ``pids`` (a callable) names the bench's processes; it is asked again at the end, and a
-    process that appeared meanwhile (a new database connection) counts from zero.
+    ``pids`` (a callable) names the bench's processes. A thread looks at them four times a
+    second, so that a process that ends during the run (a recycled gunicorn worker) counts up to
+    its last look, and one that starts (its replacement, a new database connection) from zero.
     """
 
-    def __init__(self, pids=None):
+    def __init__(self, pids=None, every: float = 0.25):
         self.pids = pids or (lambda: [])
+        self.every = every
         self.t0 = time.monotonic()
         self.busy0 = _busy_ticks()
-        self.own0 = {pid: _pid_ticks(pid) for pid in self.pids()}
+        self.first = {pid: _pid_ticks(pid) for pid in self.pids()}
+        self.last = dict(self.first)
         self.children0 = _children_seconds()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _look(self) -> None:
+        for pid in self.pids():
+            ticks = _pid_ticks(pid)
+            if ticks:
+                self.first.setdefault(pid, 0)
+                self.last[pid] = ticks
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.every):
+            self._look()
 
     def stop(self) -> dict[str, float]:
+        self._done.set()
+        self._thread.join()
+        self._look()
         elapsed = time.monotonic() - self.t0
         busy = (_busy_ticks() - self.busy0) / TICK
-        now = {pid: _pid_ticks(pid) for pid in self.pids()}
-        server = sum(max(0, t - self.own0.get(p, 0)) for p, t in now.items()) / TICK
+        server = sum(max(0, t - self.first[p]) for p, t in self.last.items()) / TICK
         client = _children_seconds() - self.children0  # wrk (waited for) and its threads
         own = server + client
         capacity = elapsed * CPUS or 1.0

@@ -34,7 +34,7 @@ def progress_line(row) -> str:
         f"  {row.title:<38} 1c p50 {_ms(row.single.p50_ms):>5} ms | 16c {m.rps:7.1f} rps "
         f"p50 {_ms(m.p50_ms):>5} p95 {_ms(m.p95_ms):>5} p99 {_ms(m.p99_ms):>5} ms | "
         f"/healthz {row.healthz.rps:6.0f} | {m.cpu_ms:.1f} ms CPU | {_kb(row.plain_bytes)} | "
-        f"{row.statements} stmts | others {m.cpu.get('others', 0):.0f} %"
+        f"{row.statements} stmts | others {m.cpu.get('others', 0):.0f} % | {row.elapsed:.0f} s"
     )
     if row.error:
         text += f"\n    ERROR {row.error}"

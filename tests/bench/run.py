@@ -46,6 +46,7 @@ class Row:
     load: float = 0.0
     checks: list[str] = field(default_factory=list)
     error: str = ""
+    elapsed: float = 0.0
 
 
 def _args(argv) -> argparse.Namespace:
@@ -141,7 +142,8 @@ class Bench:
 
     def pids(self) -> list[int]:
         rows = self.db.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
         ).fetchall()
         master = [self.server.proc.pid] if self.server.proc else []
         return master + self.server.workers() + [r[0] for r in rows]
@@ -211,7 +213,14 @@ class Bench:
         return True
 
     def scenario(self, s: Scenario) -> Row:
+        started = time.monotonic()
         row = Row(s.key, s.title)
+        try:
+            return self._scenario(s, row)
+        finally:
+            row.elapsed = round(time.monotonic() - started, 1)
+
+    def _scenario(self, s: Scenario, row: Row) -> Row:
         secs, short = self.settings.seconds, self.settings.short
         try:
             if not self.probe_once(s, row):
@@ -220,7 +229,7 @@ class Bench:
             row.healthz = self.healthz(short)
             row.single = self.run(s, short, "1 connection", "single", row)
             # A slow page gets a longer run, so that 16 connections get answers at all.
-            long = min(3 * secs, max(secs, round(20 * row.single.p50_ms / 1000)))
+            long = min(2 * secs, max(secs, round(20 * row.single.p50_ms / 1000)))
             row.many = self.run(s, long, "16 connections", "many", row)
             row.load = loadavg()[0]
             for result, label in ((row.single, "1 connection"), (row.many, "16 connections")):

@@ -71,7 +71,8 @@ def _measure(settings: Settings, seeded, db, name: str, overrides: dict | None) 
 
         def pids():
             rows = db.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
             ).fetchall()
             return [server.proc.pid, *server.workers(), *(r[0] for r in rows)]
 
