@@ -162,7 +162,7 @@ class Bench:
             ).fetchone()[0]
             quiet = quiet + 1 if prev is not None and ticks - prev <= 1 and not running else 0
             prev = ticks
-            time.sleep(0.3)
+            time.sleep(0.15)
         return time.monotonic() - started
 
     # -- one scenario ------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class Settings:
     @property
     def short(self) -> int:
         """Seconds of the single-connection and /healthz runs."""
-        return max(3, self.seconds // 2)
+        return max(2, round(self.seconds * 0.4))
 
     def app_env(self) -> dict[str, str]:
         """Production settings (webapp/config.py refuses less): the server and the in-process
