@@ -4,6 +4,7 @@ statements it runs (a ``before_cursor_execute`` listener) and the bytes of its a
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import event
@@ -18,6 +19,7 @@ class Answer:
     size: int
     encoding: str
     statements: list[str] = field(default_factory=list)
+    timings: list[float] = field(default_factory=list)  # ms, one per statement
     location: str = ""
 
 
@@ -30,11 +32,17 @@ class Probe:
         self.app = create_app()
         self.client = self.app.test_client(use_cookies=False)
         self._seen: list[str] = []
+        self._times: list[float] = []
         with self.app.app_context():
-            event.listen(db.engine, "before_cursor_execute", self._count)
+            event.listen(db.engine, "before_cursor_execute", self._before)
+            event.listen(db.engine, "after_cursor_execute", self._after)
 
-    def _count(self, conn, cursor, statement, parameters, context, executemany):
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
         self._seen.append(" ".join(statement.split()))
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany):
+        self._times.append(1000 * (time.perf_counter() - conn.info.pop("bench_t0")))
 
     def send(self, req: Req, encoding: str | None, n: str = "probe") -> Answer:
         """``req`` as wrk sends it (``__N__`` replaced by ``n``), with Accept-Encoding or not."""
@@ -43,7 +51,7 @@ class Probe:
             headers["Accept-Encoding"] = encoding
         content_type = headers.pop("Content-Type", None)
         body = req.body.replace("__N__", n) if req.body is not None else None
-        self._seen = []
+        self._seen, self._times = [], []
         resp = self.client.open(
             req.path,
             method=req.method,
@@ -58,5 +66,6 @@ class Probe:
             size=len(data),
             encoding=resp.headers.get("Content-Encoding", "identity"),
             statements=list(self._seen),
+            timings=list(self._times),
             location=resp.headers.get("Location", "") or resp.headers.get("HX-Redirect", ""),
         )

@@ -46,7 +46,7 @@ def progress_line(row) -> str:
 HEAD = (
     "| scenario | 1 conn p50 ms | 16 conn rps | p50 ms | p95 ms | p99 ms | ratio to /healthz "
     "(its rps) | ratio to yardstick /healthz | server CPU ms / request | CPU ratio to /healthz "
-    "| HTML | compressed | SQL statements | load (1 min) | CPU of others |"
+    "| HTML | compressed | SQL statements | SQL ms | load (1 min) | CPU of others |"
 )
 
 
@@ -68,7 +68,7 @@ def markdown(rows, meta: dict) -> str:
             f"| {title} | {_ms(row.single.p50_ms)} | {m.rps:.1f} | {_ms(m.p50_ms)} "
             f"| {_ms(m.p95_ms)} | {_ms(m.p99_ms)} | {_ratio(m.rps, h.rps)} ({h.rps:.0f}) "
             f"| {_ratio(m.rps, yard)} | {m.cpu_ms:.2f} | {_ratio(h.cpu_ms, m.cpu_ms)} "
-            f"| {_kb(row.plain_bytes)} | {wire} | {row.statements} "
+            f"| {_kb(row.plain_bytes)} | {wire} | {row.statements} | {_ms(sum(row.sql_ms))} "
             f"| {row.load:.2f} | {m.cpu.get('others', 0):.0f} % |"
         )
     before, after = meta["load_before"], meta["load_after"]
@@ -108,9 +108,10 @@ def save(rows, meta: dict) -> Path:
     (OUT / "latest.md").write_text(md.read_text())
     data = {"meta": meta, "rows": [dataclasses.asdict(r) for r in rows]}
     md.with_suffix(".json").write_text(json.dumps(data, indent=1, default=str))
-    sql = OUT / "statements.txt"
-    sql.write_text(
-        "\n\n".join(f"## {r.title} ({r.statements} statements)\n" + "\n".join(r.sql) for r in rows)
-        + "\n"
-    )
+    parts = []
+    for r in rows:
+        lines = [f"{ms:8.2f} ms  {q}" for q, ms in zip(r.sql, r.sql_ms, strict=False)]
+        head = f"## {r.title} ({r.statements} statements, {sum(r.sql_ms):.1f} ms in-process)"
+        parts.append("\n".join([head, *lines]))
+    md.with_name(md.stem + "-statements.txt").write_text("\n\n".join(parts) + "\n")
     return md

@@ -43,6 +43,7 @@ class Row:
     encoding: str = ""
     statements: int = 0
     sql: list[str] = field(default_factory=list)
+    sql_ms: list[float] = field(default_factory=list)
     load: float = 0.0
     checks: list[str] = field(default_factory=list)
     error: str = ""
@@ -205,6 +206,7 @@ class Bench:
         wire = self.probe.send(reqs[min(1, len(reqs) - 1)], self.settings.encoding, n="p2")
         row.status, row.plain_bytes = plain.status, plain.size
         row.statements, row.sql = len(plain.statements), plain.statements
+        row.sql_ms = [round(t, 2) for t in plain.timings]
         row.wire_bytes, row.encoding = wire.size, wire.encoding
         bad = [a.status for a in (plain, wire) if not 200 <= a.status < 400]
         if bad:
