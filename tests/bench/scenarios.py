@@ -222,32 +222,23 @@ def _title_blocks(conn, ctx: Context, slots: list[Slot], cap: int) -> list[list[
 
 
 QUEUE = """
-SELECT c.id, c.updated_at, c.graded_at FROM completed_content_blocks c
+SELECT c.id, c.version FROM completed_content_blocks c
 JOIN content_blocks b ON b.id = c.content_block_id JOIN sections s ON s.id = b.section_id
 JOIN student_courses sc ON sc.student_id = c.student_id AND sc.course_id = s.course_id
 WHERE s.course_id = %(course)s AND b.type IN ('quiz', 'assignment')
   AND (c.grade IS NULL OR c.graded_at IS NULL OR c.updated_at > c.graded_at)
 ORDER BY c.updated_at, c.id LIMIT %(limit)s"""
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _micros(value: dt.datetime | None) -> int:
-    return 0 if value is None else (value - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _queue(conn, ctx: Context, slots: list[Slot], cap: int) -> list[list[dict]]:
     """The grading queue, oldest first, dealt round-robin to the slots (no two grade the same
-    submission); the version is the one the grading page would put in its form."""
+    submission). ``version`` is what the grading form carries: the row's version column
+    (migration 0004), which the grade's UPDATE must still find."""
     rows = conn.execute(QUEUE, {"course": ctx.course, "limit": cap * len(slots)}).fetchall()
     lists: list[list[dict]] = [[] for _ in slots]
-    for i, (cid, updated, graded) in enumerate(rows):
-        lists[i % len(slots)].append(
-            {
-                "completion": cid,
-                "version": f"{_micros(updated)}.{_micros(graded)}",
-                "grade": 40 + cid % 61,
-            }
-        )
+    for i, (cid, version) in enumerate(rows):
+        item = {"completion": cid, "version": version, "grade": 40 + cid % 61}
+        lists[i % len(slots)].append(item)
     return lists
 
 
