@@ -200,6 +200,7 @@ class Bench:
             self.probe = Probe(self.settings)
         slot = self.slots(s, "probe")
         reqs = requests(s, self.db, self.ctx, slot, 2)[0]
+        self.settle()  # the statements' times: not beside the last run's stragglers
         if s.items is None:
             self.probe.send(reqs[0], None)  # warm the process (templates, compiled SQL)
         plain = self.probe.send(reqs[0], None, n="p1")
