@@ -95,3 +95,20 @@ class CpuMeter:
             "bench": round(100 * min(own, busy) / capacity, 1),
             "others": round(100 * max(0.0, busy - own) / capacity, 1),
         }
+
+
+def busy_share(seconds: float) -> float:
+    """Percent of all cores busy over the next ``seconds``."""
+    before, t0 = _busy_ticks(), time.monotonic()
+    time.sleep(seconds)
+    return 100 * (_busy_ticks() - before) / TICK / ((time.monotonic() - t0) * CPUS)
+
+
+def wait_quiet(limit: float, threshold: float = 15.0, window: float = 3.0) -> float:
+    """Wait (at most ``limit`` seconds) until the machine is idle but for ``threshold`` percent
+    over ``window`` seconds; the bench itself must be idle. Returns the last busy share."""
+    deadline = time.monotonic() + limit
+    share = busy_share(window)
+    while share > threshold and time.monotonic() < deadline:
+        share = busy_share(window)
+    return share

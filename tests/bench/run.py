@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import re
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from . import report, seed, wrk
-from .machine import cpu_ticks, loadavg
+from .machine import cpu_ticks, loadavg, wait_quiet
 from .scenarios import CHECKS, PROBE, SCENARIOS, SINGLE, Context, Scenario, Slot, requests
 from .server import Server, login
 from .settings import OUT, VENV, YARDSTICK, Settings
@@ -59,6 +60,13 @@ def _args(argv) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="py-spy the three slowest scenarios")
     p.add_argument("--tune", action="store_true", help="compare gunicorn settings instead")
     p.add_argument("--seed-only", action="store_true", help="seed (or check the seed) and stop")
+    p.add_argument(
+        "--wait-quiet",
+        type=int,
+        default=int(os.environ.get("BENCH_WAIT_QUIET", "0")),
+        metavar="SECONDS",
+        help="before each scenario, wait up to this long for other work on the machine to stop",
+    )
     return p.parse_args(argv)
 
 
@@ -267,7 +275,7 @@ def main(argv=None) -> int:
     if args.tune:
         from .tune import tune
 
-        return tune(settings)
+        return tune(settings, args.wait_quiet)
     chosen = [s for s in SCENARIOS if not args.only or s.key in args.only.split(",")]
     undone = seed.reset(settings, seeded)
     print(f"  reset: {', '.join(f'{k} {v:,}' for k, v in undone.items() if v) or 'clean'}")
@@ -280,6 +288,10 @@ def main(argv=None) -> int:
         workers = len(server.workers())
         print(f"  gunicorn: {workers} workers; {len(chosen)} scenarios")
         for s in chosen:
+            if args.wait_quiet:
+                bench.settle()
+                row_quiet = wait_quiet(args.wait_quiet)
+                print(f"  (machine {row_quiet:.0f} % busy before {s.key})")
             row = bench.scenario(s)
             rows.append(row)
             print(report.progress_line(row))

@@ -13,7 +13,7 @@ import time
 import psycopg
 
 from . import seed, wrk
-from .machine import loadavg
+from .machine import loadavg, wait_quiet
 from .scenarios import SCENARIOS, Context, Slot, requests
 from .server import Server, login
 from .settings import OUT, ROOT, Settings
@@ -92,7 +92,7 @@ def _measure(settings: Settings, seeded, db, name: str, overrides: dict | None) 
     }  # fmt: skip
 
 
-def tune(settings: Settings) -> int:
+def tune(settings: Settings, quiet: int = 0) -> int:
     """Every config once per round, rounds interleaved (the machine's load drifts); the table
     shows each figure's median over the rounds."""
     seeded = seed.current(settings)
@@ -102,6 +102,8 @@ def tune(settings: Settings) -> int:
     runs: dict[str, list[dict]] = {name: [] for name in configs}
     for r in range(ROUNDS):
         for name, overrides in configs.items():
+            if quiet:
+                wait_quiet(quiet)
             m = _measure(settings, seeded, db, name, overrides)
             runs[name].append(m)
             print(
