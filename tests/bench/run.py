@@ -27,6 +27,7 @@ from .server import Server, login
 from .settings import OUT, VENV, YARDSTICK, Settings
 
 WARM_SECONDS = 1
+WARM_CONNECTIONS = 4  # about one per worker: every worker renders the templates once
 CAP = 2000  # requests per wrk thread list (a list wraps around when a run gets further)
 WRITERS = range(seed.LARGE_STUDENTS.start + 1, seed.LARGE_STUDENTS.start + 17)
 
@@ -178,6 +179,8 @@ class Bench:
 
     def run(self, s: Scenario, seconds: int, label: str, which: str, row: Row) -> wrk.Result:
         slots = self.slots(s, which)
+        if label == "warm-up":
+            slots = slots[:WARM_CONNECTIONS]
         lists = requests(s, self.db, self.ctx, slots, CAP)
         check = CHECKS.get(s.check) if s.check else None
         self.settle()
