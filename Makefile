@@ -33,8 +33,14 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The benchmark (docs/performance.md): seeds lectern_bench once (SEED=fresh seeds again), serves
+# it with gunicorn, drives every scenario with wrk. BENCH_SECONDS shortens it; BENCH_ARGS passes
+# options (--only complete,undo  --profile  --tune  --no-yardstick).
 bench: install
-	$(BIN)/python -m tests.bench
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
+	$(BIN)/python -m tests.bench $(if $(SEED),--seed $(SEED)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,5 @@
+"""python -m tests.bench [--help]"""
+
+from .run import main
+
+raise SystemExit(main())
