@@ -193,10 +193,7 @@ def _queue_stmt(lateral: bool) -> Select:
     """
     heads = _heads("heads")
     top = (
-        select(heads)
-        .order_by(heads.c.updated_at, heads.c.id)
-        .limit(QUEUE_LIST)
-        .cte("oldest_heads")
+        select(heads).order_by(heads.c.updated_at, heads.c.id).limit(QUEUE_LIST).cte("oldest_heads")
     )
     full = select(func.count()).select_from(top).scalar_subquery() >= QUEUE_LIST
     last = (
