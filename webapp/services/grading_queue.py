@@ -216,17 +216,26 @@ def _queue_stmt(lateral: bool) -> Select:
     if lateral:
         rows = rows.order_by(c.updated_at, c.id).limit(QUEUE_LIST)
     rows = rows.lateral("rows") if lateral else rows.subquery("rows")
-    return (
-        select(rows.c.id, User.name, ContentBlock.title, rows.c.updated_at, rows.c.graded_at)
-        .add_columns(count_of().label("waiting"))
+    picked = (
+        select(rows)
         .select_from(top)
         .join(bound, literal(True))
         .join(rows, literal(True) if lateral else rows.c.content_block_id == top.c.block_id)
-        .join(User, User.id == rows.c.student_id)
-        .join(ContentBlock, ContentBlock.id == rows.c.content_block_id)
         .order_by(rows.c.updated_at, rows.c.id)
         .limit(QUEUE_LIST)
+        .cte("picked")
     )
+    # The names of the fifty, each by its key (a join could be planned as a hash of every user).
+    name = select(User.name).where(User.id == picked.c.student_id).scalar_subquery()
+    title = select(ContentBlock.title).where(ContentBlock.id == picked.c.content_block_id)
+    return select(
+        picked.c.id,
+        name,
+        title.scalar_subquery(),
+        picked.c.updated_at,
+        picked.c.graded_at,
+        count_of().label("waiting"),
+    ).order_by(picked.c.updated_at, picked.c.id)
 
 
 def queue_list(course_id: int) -> tuple[list[QueueItem], Count]:

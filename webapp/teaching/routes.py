@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from functools import partial
+from types import SimpleNamespace
 
 from flask import (
     Response,
@@ -38,6 +39,12 @@ def _me():
 def _course(course_id: int):
     """The one guard of every teaching URL: the course's owner, or 404."""
     return access.course_for_owner(course_id, _me())
+
+
+def _shown(course) -> SimpleNamespace:
+    """What the templates show of a course, read before a save's commit expires the row (so
+    rendering the answer does not load it again)."""
+    return SimpleNamespace(id=course.id, title=course.title)
 
 
 def _page_arg() -> int:
@@ -212,6 +219,7 @@ def _save_grade(form, save):
 @login_required
 def grade(course_id: int, completion_id: int):
     course, form = _course(course_id), GradeForm()
+    shown = _shown(course)
     save = partial(
         grading.grade_and_advance, course, completion_id, _me(), form.grade.data,
         form.comment.data or "", form.version.data, advance=request.form.get("action") == "next",
@@ -223,6 +231,7 @@ def grade(course_id: int, completion_id: int):
             form.version.data = grading.version_of(current)
         return _panel(course, current, form, status, focus="grade", conflict=conflict)
     done, target, count = saved
+    course = shown
     message = f"Saved: {done.grade} for {done.student_name}"
     if not htmx.targets(PANEL):
         flash(message, "success")
@@ -296,6 +305,7 @@ def cell_view(course_id: int, completion_id: int):
 @login_required
 def cell_save(course_id: int, completion_id: int):
     course = _course(course_id)
+    shown = _shown(course)
     form = CellForm(prefix=f"c{completion_id}")
     window = {  # the page's students and blocks (hx-include), for the averages
         "students": gradebook.parse_ids(request.form.get("ws")),
@@ -311,7 +321,7 @@ def cell_save(course_id: int, completion_id: int):
         if conflict:
             form.version.data = cell.version
         return _cell_form(course, completion, cell, form, status, conflict=conflict)
-    done = saved.graded
+    done, course = saved.graded, shown
     message = f"Saved: {done.grade} for {done.student_name}"
     if not htmx.targets(f"cell-{completion_id}"):
         flash(message, "success")
