@@ -110,10 +110,12 @@ def _urls(s) -> list[tuple[str, str, dict]]:
         ),
         ("GET", f"{base}/gradebook.csv", {}),
         ("GET", f"{base}/progress.csv", {}),
+        ("GET", f"{base}/grading/{sub}/next", {}),
+        ("GET", f"{base}/grading/{sub}/previous", {}),
     ]
 
 
-URL_COUNT = 13
+URL_COUNT = 15
 
 
 def _state():
@@ -172,7 +174,7 @@ def test_missing_course_is_404_for_a_teacher(client, setup, index):
 
 
 @pytest.mark.parametrize("bad", ["abc", "-1", "99999999999", "0"])
-@pytest.mark.parametrize("index", [2, 3, 5, 6, 8, 9, 10])  # the URLs with a student/completion id
+@pytest.mark.parametrize("index", [2, 3, 5, 6, 8, 9, 10, 13, 14])  # with a student/submission id
 def test_ids_that_are_not_row_ids_are_404_not_500(client, setup, index, bad):
     method, url, data = _urls(setup)[index]
     sub, st = setup["sub"].id, setup["student"].id
@@ -199,6 +201,8 @@ def test_grading_services_refuse_ids_beyond_the_integer_range(setup):
         access.student_for_teacher,
         roster.student_record,
         lambda c, i: grading.grade(c, i, setup["teacher"], 70, None, "1"),
+        grading.submission,
+        lambda c, i: grading.neighbour(c, i, "next"),
     )
     for bad in (99999999999, -1, 0, "abc", None):
         for call in calls:

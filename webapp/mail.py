@@ -36,18 +36,22 @@ class PermanentFailure(Exception):
     """Retrying cannot help (e.g. an address with a non-ASCII local part)."""
 
 
-def queue_email(recipient: str, template: str, **ctx) -> OutboxMessage:
-    """Render templates/email/<template>.{txt,html} and queue it; the caller commits."""
+def render_email(recipient: str, template: str, **ctx) -> dict[str, str]:
+    """The outbox row's values for templates/email/<template>.{txt,html} (nothing queued)."""
     ctx.setdefault("base_url", current_app.config["BASE_URL"])
     text = render_template(f"email/{template}.txt", **ctx)
     subject, _, body = text.partition("\n")
-    html = render_template(f"email/{template}.html", **ctx)
-    msg = OutboxMessage(
-        recipient=recipient,
-        subject=subject.removeprefix("Subject:").strip(),
-        text_body=body.lstrip("\n"),
-        html_body=html,
-    )
+    return {
+        "recipient": recipient,
+        "subject": subject.removeprefix("Subject:").strip(),
+        "text_body": body.lstrip("\n"),
+        "html_body": render_template(f"email/{template}.html", **ctx),
+    }
+
+
+def queue_email(recipient: str, template: str, **ctx) -> OutboxMessage:
+    """Render templates/email/<template>.{txt,html} and queue it; the caller commits."""
+    msg = OutboxMessage(**render_email(recipient, template, **ctx))
     db.session.add(msg)
     return msg
 

@@ -259,6 +259,11 @@ class StudentCourse(db.Model):
     course: Mapped[Course] = relationship()
 
 
+# Work waiting for a grade: never graded, or changed by the student since (the grading queue's
+# rule, and the predicate of its partial index; services/grading.py spells it the same way).
+WAITING = "grade IS NULL OR graded_at IS NULL OR updated_at > graded_at"
+
+
 class CompletedContentBlock(db.Model):
     __tablename__ = "completed_content_blocks"
     __table_args__ = (
@@ -270,6 +275,17 @@ class CompletedContentBlock(db.Model):
         CheckConstraint("length(feedback) <= 5000", name="feedback_len"),
         CheckConstraint("length(grader_comment) <= 5000", name="grader_comment_len"),
         Index("ix_completed_content_blocks_block", "content_block_id"),
+        # The grading queue (migration 0005): per block, the work waiting for a grade in
+        # (updated_at, id) order, with the student for the enrolment check (index-only).
+        Index(
+            "ix_completed_content_blocks_waiting",
+            "content_block_id",
+            "updated_at",
+            "id",
+            "student_id",
+            postgresql_where=text(WAITING),
+            sqlite_where=text(WAITING),
+        ),
         # Ids are never reused (SQLite would reuse the highest after a delete), so a grader's
         # version token can never match a new completion that took an undone one's id.
         {"sqlite_autoincrement": True},

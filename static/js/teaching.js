@@ -45,9 +45,30 @@
     }
   });
 
+  // The queue beside the grading panel is not sent again with each panel: after a swap, mark
+  // the submission just graded and the one now shown (data-graded, data-current).
+  document.addEventListener("htmx:afterSettle", function () {
+    var panel = document.getElementById("grading-panel");
+    var queue = document.getElementById("grading-queue");
+    if (!panel || !queue) return;
+    var graded = document.getElementById("queue-item-" + panel.getAttribute("data-graded"));
+    if (graded && !graded.classList.contains("graded")) {
+      graded.classList.add("graded");
+      var mark = document.createElement("span");
+      mark.className = "badge";
+      mark.textContent = "graded";
+      graded.appendChild(mark);
+    }
+    queue.querySelectorAll("a[aria-current]").forEach(function (a) {
+      a.removeAttribute("aria-current");
+    });
+    var shown = document.querySelector("#queue-item-" + panel.getAttribute("data-current") + " a");
+    if (shown) shown.setAttribute("aria-current", "true");
+  });
+
   // Gradebook: a click on a grade loads its editor into the cell (one listener for all cells).
   document.addEventListener("click", function (evt) {
-    var link = evt.target.closest && evt.target.closest("#gradebook-table a.cell-link");
+    var link = evt.target.closest && evt.target.closest('#gradebook-table td[id^="cell-"] > a');
     if (!link || !window.htmx || evt.button !== 0 || evt.ctrlKey || evt.metaKey || evt.shiftKey) return;
     var cell = link.closest("td");
     if (!cell || !cell.id) return;

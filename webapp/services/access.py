@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, and_, literal, select
 from sqlalchemy.orm import contains_eager, joinedload, load_only, raiseload
 
 from ..extensions import db
@@ -239,16 +239,52 @@ def enrolled_work(*cols):
     )
 
 
+def enrolled(course_id, student_id) -> ColumnElement[bool]:
+    """SQL: the student (a column: checked row by row) is enrolled in the course.
+
+    ``enrolled_work`` as a condition instead of a join: a scalar subquery, so PostgreSQL probes
+    the enrolment index for each row it keeps instead of reading the course's enrolments.
+    """
+    return (
+        select(literal(1))
+        .where(StudentCourse.student_id == student_id, StudentCourse.course_id == course_id)
+        .correlate_except(StudentCourse)
+        .scalar_subquery()
+        .is_not(None)  # (not "= 1": PostgreSQL would guess that few rows pass)
+    )
+
+
+def gradable_work(course_id) -> list[ColumnElement[bool]]:
+    """``grader_work`` as conditions on a completion row (a gradable block of the course, an
+    enrolled student), for statements that cannot join, such as the grade's conditional
+    UPDATE. Each is an index probe per row."""
+    course_of_block = (
+        select(Section.course_id)
+        .join(ContentBlock, ContentBlock.section_id == Section.id)
+        .where(
+            ContentBlock.id == CompletedContentBlock.content_block_id,
+            ContentBlock.type.in_(GRADABLE),
+        )
+        .correlate_except(Section, ContentBlock)
+        .scalar_subquery()
+    )
+    return [course_of_block == course_id, enrolled(course_id, CompletedContentBlock.student_id)]
+
+
+def grader_work(course_id, *cols):
+    """SELECT ``cols`` over what the course's teacher grades: work on the course's gradable
+    blocks by students enrolled in it (``completion_for_grader`` finds one of them)."""
+    return enrolled_work(*cols).where(
+        Section.course_id == course_id, ContentBlock.type.in_(GRADABLE)
+    )
+
+
 def completion_for_grader(course: Course, completion_id) -> CompletedContentBlock:
     """Submitted work on a gradable block of ``course`` by a student enrolled in it."""
     completion_id = id_or_404(completion_id, "submission")
     completion = db.session.scalar(
-        enrolled_work(CompletedContentBlock)
-        .where(
-            CompletedContentBlock.id == completion_id,
-            Section.course_id == course.id,
-            ContentBlock.type.in_(GRADABLE),
-        )
+        grader_work(course.id, CompletedContentBlock)
+        .where(CompletedContentBlock.id == completion_id)
         .options(  # the grading pages show the block and the student
             contains_eager(CompletedContentBlock.block),
             joinedload(CompletedContentBlock.student),

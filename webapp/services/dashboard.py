@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import ContentBlock, Course, Section, StudentCourse, User
-from .grading import queue_counts
+from .grading_queue import queue_counts
 
 
 @dataclass

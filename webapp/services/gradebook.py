@@ -1,14 +1,18 @@
-"""The gradebook: enrolled students × the course's blocks, with grades, progress and averages.
+"""The gradebook: a window of the course's students × blocks, with grades, progress, averages.
 
-Every function takes a course the caller got from ``access.course_for_owner``.
+Every function takes a course the caller got from ``access.course_for_owner``. A page shows
+STUDENTS students (by name) × BLOCKS blocks (in reading order): its cells are one lookup each,
+so a page costs the same for 20 students as for 2,000. The averages are of the grades on the
+page (a row: the student's grades in these blocks; a column: these students' grades in the
+block); the gradebook CSV has every student's average over the whole course.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Bundle
+from sqlalchemy import Integer, Select, bindparam, case, func, select, tuple_
 
 from ..extensions import db
 from ..models import (
@@ -20,24 +24,29 @@ from ..models import (
     StudentCourse,
     User,
 )
-from ..models import CompletedContentBlock as CCB
-from .access import completion_for_grader, enrolled_work
-from .grading import grade, version_of
-from .progress import block_ids, percent
-from .roster import paginate
+from .access import completion_for_grader, enrolled, student_for_teacher
+from .grading import Graded, grade, version_of
+from .grading_queue import COURSE, Count, count_of
+from .progress import percent
+
+STUDENTS = 25  # rows a page
+BLOCKS = 20  # columns a page
+WINDOW_MAX = 100  # ids a cell save may name for its averages
+
+CCB = CompletedContentBlock
 
 
-def course_blocks(course_id: int, gradable_only: bool = False) -> list[ContentBlock]:
-    """The course's blocks in reading order (section position, block position)."""
+def course_blocks(course_id: int, gradable_only: bool = False) -> list:
+    """Rows (id, title, type) of the course's blocks in reading order (section, then block)."""
     stmt = (
-        select(ContentBlock)
+        select(ContentBlock.id, ContentBlock.title, ContentBlock.type)
         .join(Section, ContentBlock.section_id == Section.id)
         .where(Section.course_id == course_id)
         .order_by(Section.position, Section.id, ContentBlock.position, ContentBlock.id)
     )
     if gradable_only:
         stmt = stmt.where(ContentBlock.type.in_(GRADABLE))
-    return list(db.session.scalars(stmt))
+    return db.session.execute(stmt).all()
 
 
 @dataclass
@@ -49,86 +58,192 @@ class Cell:
 
 
 @dataclass
+class Column:
+    id: int
+    title: str
+    type: str
+    section: str
+
+    @property
+    def is_gradable(self) -> bool:
+        return self.type in GRADABLE
+
+
+@dataclass
+class Window:
+    """One page in one direction: its number, how many there are, how many items in all."""
+
+    page: int
+    pages: int
+    total: int
+    size: int
+
+    @property
+    def first(self) -> int:  # the position of the page's first item, from 1
+        return (self.page - 1) * self.size + 1
+
+
+@dataclass
 class Gradebook:
-    blocks: list[ContentBlock]
+    blocks: list[Column]
     students: list[tuple[int, str, str]]
     cells: dict[tuple[int, int], Cell]
     progress: dict[int, int]
     row_avg: dict[int, float]
     col_avg: dict[int, float]
-    course_avg: float | None
-    total: int
-    page: int
-    pages: int
+    rows: Window
+    cols: Window
+    queue_count: Count | None
+
+    @property
+    def sections(self) -> list[tuple[str, int]]:
+        """(title, how many of the page's columns) of each section the page's blocks are in."""
+        runs: list[list] = []
+        for column in self.blocks:
+            if runs and runs[-1][0] == column.section:
+                runs[-1][1] += 1
+            else:
+                runs.append([column.section, 1])
+        return [(title, n) for title, n in runs]
 
 
-def averages(course_id: int, student_ids: list[int] | None = None, block_ids=None):
-    """(row averages, column averages, course average) of grades, computed in SQL."""
-    grades = (
-        enrolled_work(CCB.student_id, CCB.content_block_id, CCB.grade)
-        .where(
-            Section.course_id == course_id,
-            ContentBlock.type.in_(GRADABLE),
-            CCB.grade.is_not(None),
-        )
-        .subquery()
-    )
-    rows_stmt = select(grades.c.student_id, func.avg(grades.c.grade)).group_by(grades.c.student_id)
-    if student_ids is not None:
-        rows_stmt = rows_stmt.where(grades.c.student_id.in_(student_ids))
-    cols_stmt = select(grades.c.content_block_id, func.avg(grades.c.grade)).group_by(
-        grades.c.content_block_id
-    )
-    if block_ids is not None:
-        cols_stmt = cols_stmt.where(grades.c.content_block_id.in_(block_ids))
-    row_avg = {sid: float(a) for sid, a in db.session.execute(rows_stmt)}
-    col_avg = {bid: float(a) for bid, a in db.session.execute(cols_stmt)}
-    course_avg = None
-    if student_ids is None or block_ids is None:
-        course_avg = db.session.scalar(select(func.avg(grades.c.grade)))
-        course_avg = float(course_avg) if course_avg is not None else None
-    return row_avg, col_avg, course_avg
+def _page(page: int, total: int, size: int) -> Window:
+    pages = max(1, -(-total // size))
+    return Window(min(max(page, 1), pages), pages, total, size)
 
 
-def gradebook(course: Course, page: int = 1) -> Gradebook:
-    """Students (PER_PAGE a page, by name) × every block of the course, with averages."""
-    blocks = course_blocks(course.id)
-    result = paginate(
-        select(Bundle("student", User.id, User.name, User.email))
+@cache
+def _students_stmt() -> Select:
+    """A page of the enrolled students by name, and how many there are."""
+    count = select(func.count(StudentCourse.id)).where(StudentCourse.course_id == COURSE)
+    return (
+        select(User.id, User.name, User.email, count.scalar_subquery().label("total"))
         .join(StudentCourse, StudentCourse.student_id == User.id)
-        .where(StudentCourse.course_id == course.id)
-        .order_by(User.name, User.id),
-        page,
+        .where(StudentCourse.course_id == COURSE)
+        .order_by(User.name, User.id)
+        .limit(STUDENTS)
+        .offset(bindparam("skip", type_=Integer))
     )
-    students = [tuple(s) for s in result.items]
-    ids = [s[0] for s in students]
-    cells: dict[tuple[int, int], Cell] = {}
-    if ids and blocks:
-        stmt = (
-            select(CCB.id, CCB.student_id, CCB.content_block_id, CCB.grade, CCB.version)
-            .add_columns(CCB.changed_since_graded)
-            .where(CCB.student_id.in_(ids), CCB.content_block_id.in_(block_ids(course.id)))
-            .execution_options(yield_per=2000)
+
+
+@cache
+def _blocks_stmt() -> Select:
+    """A page of the course's blocks in reading order, and how many there are."""
+    count = select(func.count(ContentBlock.id)).join(Section).where(Section.course_id == COURSE)
+    return (
+        select(
+            ContentBlock.id,
+            ContentBlock.title,
+            ContentBlock.type,
+            Section.title,
+            count.scalar_subquery().label("total"),
         )
-        for cid, sid, bid, g, version, stale in db.session.execute(stmt):
-            cells[(sid, bid)] = Cell(cid, g, bool(stale), str(version))
-    done = dict.fromkeys(ids, 0)
-    for sid, _ in cells:
-        done[sid] += 1
-    progress = {sid: percent(n, len(blocks)) for sid, n in done.items()}
-    row_avg, col_avg, course_avg = averages(course.id, student_ids=ids)
-    return Gradebook(
-        blocks,
-        students,
-        cells,
-        progress,
-        row_avg,
-        col_avg,
-        course_avg,
-        total=result.total,
-        page=result.page,
-        pages=result.pages,
+        .join(Section, ContentBlock.section_id == Section.id)
+        .where(Section.course_id == COURSE)
+        .order_by(Section.position, Section.id, ContentBlock.position, ContentBlock.id)
+        .limit(BLOCKS)
+        .offset(bindparam("skip", type_=Integer))
     )
+
+
+def _rows(stmt, course_id: int, page: int, size: int) -> list:
+    return db.session.execute(stmt, {"course_id": course_id, "skip": (page - 1) * size}).all()
+
+
+def _window(stmt, course_id: int, page: int, size: int) -> tuple[list, Window]:
+    """A page of ``stmt`` (each row ends with the total); a page past the end is the last."""
+    page = max(page, 1)
+    rows = _rows(stmt, course_id, page, size)
+    if not rows and page > 1:  # past the end (two more statements, for this case only)
+        first = _rows(stmt, course_id, 1, size)
+        page = _page(page, first[0].total if first else 0, size).page
+        rows = first if page == 1 else _rows(stmt, course_id, page, size)
+    return rows, _page(page, rows[0].total if rows else 0, size)
+
+
+@cache
+def _work_stmt() -> Select:
+    """The page's students' work in the course, read once along their own index: one row per
+    (student, page block) with the cell, and one per student with the count of their other
+    completions (for their progress)."""
+    on_page = CCB.content_block_id.in_(bindparam("blocks", expanding=True))
+    block = case((on_page, CCB.content_block_id)).label("block_id")
+    return (
+        select(
+            CCB.student_id,
+            block,
+            func.count(),
+            func.max(CCB.id),
+            func.max(CCB.grade),
+            func.max(CCB.version),
+            func.max(case((CCB.changed_since_graded, 1), else_=0)),
+        )
+        .join(ContentBlock, ContentBlock.id == CCB.content_block_id)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .where(
+            CCB.student_id.in_(bindparam("students", expanding=True)),
+            Section.course_id == COURSE,
+        )
+        .group_by(CCB.student_id, block)
+    )
+
+
+def gradebook(course: Course, page: int = 1, block_page: int = 1, count=True) -> Gradebook:
+    """One page: STUDENTS students × BLOCKS blocks, in four statements whatever the size
+    (and the queue's count for the course tabs if ``count``)."""
+    students, rows = _window(_students_stmt(), course.id, page, STUDENTS)
+    blocks, cols = _window(_blocks_stmt(), course.id, block_page, BLOCKS)
+    sids = [s[0] for s in students]
+    columns = [Column(b[0], b[1], b[2], b[3]) for b in blocks]
+    cells: dict[tuple[int, int], Cell] = {}
+    progress: dict[int, int] = {}
+    if sids:
+        done: dict[int, int] = dict.fromkeys(sids, 0)
+        for sid, bid, n, cid, g, version, stale in db.session.execute(
+            _work_stmt(),
+            {"course_id": course.id, "students": sids, "blocks": [c.id for c in columns]},
+        ):
+            done[sid] += n
+            if bid is not None:
+                cells[(sid, bid)] = Cell(cid, g, bool(stale), str(version))
+        progress = {sid: percent(n, cols.total) for sid, n in done.items()}
+    gradable = {c.id for c in columns if c.is_gradable}
+    row_avg, col_avg = _averages(cells, sids, gradable)
+    queue = None
+    if count:
+        queue = Count(db.session.scalar(select(count_of()), {"course_id": course.id}))
+    return Gradebook(columns, [tuple(s[:3]) for s in students], cells, progress, row_avg,
+                     col_avg, rows, cols, queue)  # fmt: skip
+
+
+def _averages(cells, sids, gradable) -> tuple[dict[int, float], dict[int, float]]:
+    """Row and column averages of the page's grades (gradable blocks only)."""
+    rows: dict[int, list[int]] = {}
+    cols: dict[int, list[int]] = {}
+    for (sid, bid), cell in cells.items():
+        if bid in gradable and cell.grade is not None:
+            rows.setdefault(sid, []).append(cell.grade)
+            cols.setdefault(bid, []).append(cell.grade)
+    return (
+        {k: sum(v) / len(v) for k, v in rows.items()},
+        {k: sum(v) / len(v) for k, v in cols.items()},
+    )
+
+
+def window_of(course: Course, student_id: int, block_id: int) -> tuple[int, int]:
+    """The (student page, block page) that shows this student's cell of this block."""
+    student = student_for_teacher(course, student_id)
+    before = db.session.scalar(
+        select(func.count(StudentCourse.id))
+        .join(User, User.id == StudentCourse.student_id)
+        .where(
+            StudentCourse.course_id == course.id,
+            tuple_(User.name, User.id) < tuple_(student.name, student.id),
+        )
+    )
+    ids = [b.id for b in course_blocks(course.id)]
+    position = ids.index(block_id) if block_id in ids else 0
+    return before // STUDENTS + 1, position // BLOCKS + 1
 
 
 def gradebook_cell(course: Course, completion_id: int) -> tuple[CompletedContentBlock, Cell]:
@@ -141,24 +256,77 @@ def gradebook_cell(course: Course, completion_id: int) -> tuple[CompletedContent
 
 @dataclass
 class SavedCell:
-    completion: CompletedContentBlock
+    graded: Graded
     cell: Cell
     row_avg: float | None
     col_avg: float | None
+    queue_count: Count
+
+
+def parse_ids(text: str | None) -> list[int]:
+    """Ids from a comma-separated list (the page's window a cell save names), at most
+    WINDOW_MAX; anything else is ignored."""
+    ids = []
+    for part in (text or "").split(",")[:WINDOW_MAX]:
+        if part.strip().isdigit() and 0 < int(part) < 2**31:
+            ids.append(int(part))
+    return ids
+
+
+@cache
+def _averages_stmt() -> Select:
+    """After a cell save: the student's average over the page's blocks, the block's over the
+    page's students (only the course's gradable blocks and enrolled students), the queue."""
+    c = CCB
+    row = (
+        select(func.avg(c.grade))
+        .join(ContentBlock, ContentBlock.id == c.content_block_id)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .where(
+            c.student_id == bindparam("student_id", type_=Integer),
+            c.content_block_id.in_(bindparam("blocks", expanding=True)),
+            Section.course_id == COURSE,
+            ContentBlock.type.in_(GRADABLE),
+        )
+    )
+    col = select(func.avg(c.grade)).where(
+        c.content_block_id == bindparam("block_id", type_=Integer),
+        c.student_id.in_(bindparam("students", expanding=True)),
+        enrolled(COURSE, c.student_id),
+    )
+    return select(
+        row.scalar_subquery().label("row_avg"),
+        col.scalar_subquery().label("col_avg"),
+        count_of().label("waiting"),
+    )
 
 
 def save_cell(
-    course: Course, completion_id: int, grader: User, grade_value: int, version: str
+    course: Course,
+    completion_id: int,
+    grader: User,
+    grade_value: int,
+    version: str,
+    students: list[int] = (),
+    blocks: list[int] = (),
 ) -> SavedCell:
-    """A gradebook cell's grade (the comment is kept), with the new row and column averages."""
-    grade(course, completion_id, grader, grade_value, None, version)
-    completion, cell = gradebook_cell(course, completion_id)
-    row_avg, col_avg, _ = averages(
-        course.id, student_ids=[completion.student_id], block_ids=[completion.content_block_id]
-    )
-    return SavedCell(
-        completion,
-        cell,
-        row_avg.get(completion.student_id),
-        col_avg.get(completion.content_block_id),
-    )
+    """A gradebook cell's grade (the comment is kept), with the averages of its row and column
+    over the page's ``students`` and ``blocks``, and the queue's count: four statements with
+    the session's user and the course (PostgreSQL)."""
+
+    def then(done: Graded):
+        params = {
+            "course_id": course.id,
+            "student_id": done.student_id,
+            "block_id": done.block_id,
+            "blocks": list(blocks) or [done.block_id],
+            "students": list(students) or [done.student_id],
+        }
+        return _averages_stmt(), params
+
+    done, rows = grade(course, completion_id, grader, grade_value, None, version, then)
+    (row_avg, col_avg, waiting), *_ = rows
+    stale = done.updated_at > done.graded_at
+    cell = Cell(done.id, done.grade, stale, str(done.version))
+    as_float = lambda v: None if v is None else float(v)  # noqa: E731
+    return SavedCell(done, cell, as_float(row_avg), as_float(col_avg), Count(waiting))

@@ -1,126 +1,135 @@
-"""The grading queue and grading: what waits for a grade, in which order, and saving a grade.
+"""Grading: one submission as the grading panel shows it, and saving a grade.
 
 Every function takes a course the caller got from ``access.course_for_owner`` (only the owner
 grades a course). A grade is saved only if the submission is still the version the grader
 loaded: ``completed_content_blocks.version``, which every UPDATE of the row bumps (a student's
-edit as much as another grade), so nothing is ever overwritten unseen.
+edit as much as another grade), so nothing is ever overwritten unseen. The queue (what waits,
+in which order, how many) is ``grading_queue``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from types import SimpleNamespace
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    bindparam,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
-from ..mail import queue_email
+from ..mail import render_email
 from ..models import (
-    GRADABLE,
     CompletedContentBlock,
     ContentBlock,
     Course,
-    Section,
+    OutboxMessage,
     User,
     utcnow,
 )
-from . import MAX_ID, Conflict, Invalid, unit_of_work
-from .access import completion_for_grader, enrolled_work
-
-QUEUE_LIST = 50
+from . import MAX_ID, Conflict, Invalid, NotFound, id_or_404, unit_of_work
+from .access import completion_for_grader, gradable_work, grader_work
+from .grading_queue import COURSE, NEXT, Count, count_of, neighbour_of
+from .grading_queue import queue_count as queue_count  # the course tabs' count
 
 CCB = CompletedContentBlock
 
 
-# --- the queue ---------------------------------------------------------------------------------
-
-
-def _waiting() -> list:
-    """Submissions to gradable blocks without a grade, or changed since they were graded."""
-    return [
-        ContentBlock.type.in_(GRADABLE),
-        or_(CCB.grade.is_(None), CCB.graded_at.is_(None), CCB.changed_since_graded),
-    ]
-
-
-def _queue(course_id: int, *cols):
-    return enrolled_work(*cols).where(Section.course_id == course_id, *_waiting())
-
-
-def queue_count(course_id: int) -> int:
-    return db.session.scalar(_queue(course_id, func.count(CCB.id)))
-
-
-def queue_counts(owner: User) -> dict[int, int]:
-    """Submissions waiting for a grade, per course of ``owner`` (for a dashboard)."""
-    rows = db.session.execute(
-        enrolled_work(Section.course_id, func.count(CCB.id))
-        .join(Course, Course.id == Section.course_id)
-        .where(Course.user_id == owner.id, *_waiting())
-        .group_by(Section.course_id)
-    )
-    return dict(rows.all())
+# --- one submission, as the grading panel shows it ----------------------------------------------
 
 
 @dataclass
-class QueueItem:
+class Submission:
+    """The grading panel's submission: plain values, so a commit expires nothing it shows."""
+
     id: int
-    student_name: str
-    block_title: str
+    url: str | None
+    feedback: str
+    grade: int | None
+    grader_comment: str
+    graded_at: dt.datetime | None
     updated_at: dt.datetime
-    regrade: bool
+    version: int
+    block: SimpleNamespace  # id, title, type
+    student: SimpleNamespace  # id, name
+    grader: str | None  # the name of who graded it
+
+    @property
+    def changed_since_graded(self) -> bool:
+        return self.graded_at is not None and self.updated_at > self.graded_at
+
+    @classmethod
+    def of(cls, row) -> Submission:
+        return cls(
+            *row[:8],
+            SimpleNamespace(id=row.block_id, title=row.block_title, type=row.block_type),
+            SimpleNamespace(id=row.student_id, name=row.student_name),
+            row.grader_name,
+        )
 
 
-def queue_list(course_id: int, limit: int = QUEUE_LIST) -> list[QueueItem]:
-    """The oldest submissions first (by the time the student last touched them)."""
+@cache
+def _submission_stmt(which: str | None = None, count: bool = False) -> Select:
+    """SELECT the course's submission ``ident`` (or the NEXT or PREVIOUS one around (AT, REF))
+    as the panel shows it (``access.grader_work``); ``count``: and how many wait."""
+    ident = bindparam("ident", type_=Integer) if which is None else neighbour_of(which)
+    grader = aliased(User)
     stmt = (
-        _queue(course_id, CCB.id, User.name, ContentBlock.title, CCB.updated_at, CCB.graded_at)
+        grader_work(
+            COURSE,
+            CCB.id,
+            CCB.url,
+            CCB.feedback,
+            CCB.grade,
+            CCB.grader_comment,
+            CCB.graded_at,
+            CCB.updated_at,
+            CCB.version,
+            ContentBlock.id.label("block_id"),
+            ContentBlock.title.label("block_title"),
+            ContentBlock.type.label("block_type"),
+            User.id.label("student_id"),
+            User.name.label("student_name"),
+            grader.name.label("grader_name"),
+        )
         .join(User, User.id == CCB.student_id)
-        .order_by(CCB.updated_at, CCB.id)
-        .limit(limit)
+        .outerjoin(grader, grader.id == CCB.graded_by_id)
+        .where(CCB.id == ident)
     )
-    return [
-        QueueItem(cid, name, title, updated, graded is not None)
-        for cid, name, title, updated, graded in db.session.execute(stmt)
-    ]
+    return stmt.add_columns(count_of().label("waiting")) if count else stmt
 
 
-def _first(course_id: int, *where) -> int | None:
-    return db.session.scalar(
-        _queue(course_id, CCB.id).where(*where).order_by(CCB.updated_at, CCB.id).limit(1)
-    )
+def submission(course: Course, completion_id) -> Submission:
+    """The course's submission ``completion_id`` as the panel shows it (the rule of
+    ``access.completion_for_grader``: anything else is NotFound)."""
+    params = {"course_id": course.id, "ident": id_or_404(completion_id, "submission")}
+    row = db.session.execute(_submission_stmt(), params).one_or_none()
+    if row is None:
+        raise NotFound("No such submission.")
+    return Submission.of(row)
 
 
-def neighbours(course_id: int, current: CompletedContentBlock | None) -> tuple[int | None, ...]:
-    """(previous, next) submission ids in the queue around ``current`` (which may be graded).
-
-    Next wraps to the oldest submission, so "Save & next" always finds what is left.
-    """
-    if current is None:
-        return None, _first(course_id)
-    u, cid = current.updated_at, current.id
-    before = or_(CCB.updated_at < u, and_(CCB.updated_at == u, CCB.id < cid))
-    after = or_(CCB.updated_at > u, and_(CCB.updated_at == u, CCB.id > cid))
-    prev_id = db.session.scalar(
-        _queue(course_id, CCB.id)
-        .where(before)
-        .order_by(CCB.updated_at.desc(), CCB.id.desc())
-        .limit(1)
-    )
-    # The next one after this, else the oldest one left (the queue wraps around).
-    return prev_id, _first(course_id, after) or _first(course_id, CCB.id != cid)
-
-
-def grader_of(completion: CompletedContentBlock) -> User | None:
-    if completion.graded_by_id is None:
-        return None
-    return db.session.get(User, completion.graded_by_id)
+def neighbour(course: Course, completion_id, which: str) -> Submission | None:
+    """The NEXT or PREVIOUS submission around ``completion_id`` in the queue (None: there is
+    none); NotFound if ``completion_id`` is not a submission of this course."""
+    current = completion_for_grader(course, completion_id)
+    params = {"course_id": course.id, "at": current.updated_at, "ref": current.id}
+    row = db.session.execute(_submission_stmt(which), params).one_or_none()
+    return Submission.of(row) if row is not None else None
 
 
 # --- grading -----------------------------------------------------------------------------------
 
 
-def version_of(completion: CompletedContentBlock) -> str:
+def version_of(completion) -> str:
     """The version a grader's form carries (see the module's docstring)."""
     return str(completion.version)
 
@@ -145,7 +154,75 @@ class StaleGrade(Conflict):
         )
 
 
-@unit_of_work()
+@dataclass
+class Graded:
+    """A grade just saved, as its UPDATE returned it."""
+
+    id: int
+    student_id: int
+    block_id: int
+    grade: int
+    comment: str
+    updated_at: dt.datetime
+    graded_at: dt.datetime
+    version: int
+    student_name: str
+    block_title: str
+
+
+@cache
+def _grade_stmt(with_comment: bool):
+    """The conditional UPDATE: this version of a submission the course's teacher may grade
+    (``access.gradable_work``), RETURNING what the answer and the email need."""
+    values = {
+        "grade": bindparam("new_grade", type_=Integer),
+        "graded_at": bindparam("now", type_=CCB.graded_at.type),
+        "graded_by_id": bindparam("grader_id", type_=Integer),
+    }
+    if with_comment:
+        values["grader_comment"] = bindparam("comment", type_=CCB.grader_comment.type)
+    student = select(User.name, User.email).where(User.id == CCB.student_id)
+    return (
+        update(CCB)
+        .where(
+            CCB.id == bindparam("completion_id", type_=Integer),
+            CCB.version == bindparam("loaded", type_=Integer),
+            *gradable_work(COURSE),
+        )
+        .values(**values)  # the version column's onupdate bumps it
+        .returning(
+            CCB.id,
+            CCB.student_id,
+            CCB.content_block_id,
+            CCB.grade,
+            CCB.grader_comment,
+            CCB.updated_at,
+            CCB.graded_at,
+            CCB.version,
+            student.with_only_columns(User.name).scalar_subquery(),
+            select(ContentBlock.title)
+            .where(ContentBlock.id == CCB.content_block_id)
+            .scalar_subquery(),
+            student.with_only_columns(User.email).scalar_subquery(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _outbox_then(values: dict, then: Select | None, params: dict):
+    """Queue the email and run ``then`` (with ``params``): one statement on PostgreSQL, where
+    the INSERT is a CTE of the SELECT; two elsewhere. Returns ``then``'s rows."""
+    now = utcnow()
+    mail = insert(OutboxMessage).values(
+        **values, created_at=now, next_attempt_at=now, attempts=0, last_error=""
+    )
+    if then is not None and db.session.get_bind().dialect.name == "postgresql":
+        then = then.add_cte(mail.returning(OutboxMessage.id).cte("mail"))
+    else:
+        db.session.execute(mail)
+    return db.session.execute(then, params).all() if then is not None else None
+
+
 def grade(
     course: Course,
     completion_id: int,
@@ -153,43 +230,49 @@ def grade(
     grade_value: int,
     comment: str | None,
     version: str,
-) -> CompletedContentBlock:
+    then: Callable[[Graded], tuple[Select, dict]] | None = None,
+):
     """Grade a submission if it is still the version the grader loaded; emails the student.
 
     ``comment=None`` keeps the current comment (the gradebook edits grades only). One
-    conditional UPDATE decides: if it touches no row, someone changed the submission first and
-    StaleGrade is raised (the caller shows the current state); nothing is overwritten.
+    conditional UPDATE decides, with the grader's rule in its WHERE: if it touches no row, the
+    submission is not this course's (404) or someone changed it first (StaleGrade: the caller
+    shows the current state); nothing is overwritten. ``then(graded)``, if given, is the
+    (SELECT, parameters) of what the answer shows: it runs in the same unit of work, with the
+    email's INSERT. Returns the Graded, or (Graded, then's rows) with ``then``.
     """
     if not isinstance(grade_value, int) or not 0 <= grade_value <= 100:
         raise Invalid("A grade is a whole number from 0 to 100.", field="grade")
     if comment is not None and len(comment) > 5000:
         raise Invalid("At most 5000 characters.", field="comment")
-    completion = completion_for_grader(course, completion_id)
-    loaded = _parse_version(version)
-    values = {"grade": grade_value, "graded_at": utcnow(), "graded_by_id": grader.id}
-    if comment is not None:
-        values["grader_comment"] = comment
-    result = db.session.execute(
-        update(CCB)
-        .where(CCB.id == completion.id, CCB.version == loaded)
-        .values(**values)  # the version column's onupdate bumps it
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        raise StaleGrade()
-    db.session.refresh(completion)
-    block, student = completion.block, completion.student
-    queue_email(
-        student.email,
-        "graded",
-        student=student,
-        course=course,
-        block=block,
-        grade=completion.grade,
-        comment=completion.grader_comment,
-        path=f"/courses/{course.id}/blocks/{block.id}",
-    )
-    return completion
+    params = {
+        "course_id": course.id,
+        "completion_id": id_or_404(completion_id, "submission"),
+        "loaded": _parse_version(version),
+        "new_grade": grade_value,
+        "now": utcnow(),
+        "grader_id": grader.id,
+        "comment": comment,
+    }
+    with unit_of_work():
+        row = db.session.execute(_grade_stmt(comment is not None), params).one_or_none()
+        if row is None:
+            completion_for_grader(course, completion_id)  # 404 if it is not a submission here
+            raise StaleGrade()
+        done = Graded(*row[:10])
+        mail = render_email(
+            row[10],
+            "graded",
+            student=SimpleNamespace(name=done.student_name),
+            course=course,
+            block=SimpleNamespace(title=done.block_title),
+            grade=done.grade,
+            comment=done.comment,
+            path=f"/courses/{course.id}/blocks/{done.block_id}",
+        )
+        stmt, then_params = then(done) if then is not None else (None, {})
+        rows = _outbox_then(mail, stmt, then_params)
+    return done if then is None else (done, rows)
 
 
 def grade_and_advance(
@@ -200,13 +283,21 @@ def grade_and_advance(
     comment: str | None,
     version: str,
     advance: bool,
-) -> tuple[CompletedContentBlock, CompletedContentBlock | None]:
-    """Grade (see ``grade``), then the submission to show: the next in the queue if
-    ``advance`` (None when nothing is left), else the graded one."""
-    done = grade(course, completion_id, grader, grade_value, comment, version)
-    # Read after the commit, with the block and the student the panel shows.
-    done = completion_for_grader(course, done.id)
-    if not advance:
-        return done, done
-    next_id = neighbours(course.id, done)[1]
-    return done, completion_for_grader(course, next_id) if next_id else None
+) -> tuple[Graded, Submission | None, Count]:
+    """Grade (see ``grade``), then the submission to show and how many wait: the next in the
+    queue if ``advance`` (None when nothing is left), else the graded one.
+
+    On PostgreSQL that is two statements: the UPDATE, then one SELECT of the next submission
+    and the count with the email's INSERT (four with the session's user and the course).
+    """
+
+    def then(done: Graded) -> tuple[Select, dict]:
+        if not advance:
+            return _submission_stmt(count=True), {"course_id": course.id, "ident": done.id}
+        params = {"course_id": course.id, "at": done.updated_at, "ref": done.id}
+        return _submission_stmt(NEXT, count=True), params
+
+    done, rows = grade(course, completion_id, grader, grade_value, comment, version, then)
+    if not rows:
+        return done, None, Count(0)  # nothing waits: there is no next one
+    return done, Submission.of(rows[0]), Count(rows[0].waiting)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import posixpath
 from functools import partial
+from types import SimpleNamespace
 
 from flask import (
     Response,
@@ -16,7 +18,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from .. import htmx, limits
-from ..services import Invalid, access, exports, gradebook, grading, roster
+from ..services import Invalid, NotFound, access, exports, gradebook, grading, grading_queue, roster
 from . import bp
 from .forms import CellForm, EnrolForm, GradeForm
 
@@ -37,6 +39,12 @@ def _me():
 def _course(course_id: int):
     """The one guard of every teaching URL: the course's owner, or 404."""
     return access.course_for_owner(course_id, _me())
+
+
+def _shown(course) -> SimpleNamespace:
+    """What the templates show of a course, read before a save's commit expires the row (so
+    rendering the answer does not load it again)."""
+    return SimpleNamespace(id=course.id, title=course.title)
 
 
 def _page_arg() -> int:
@@ -132,10 +140,15 @@ def _teaching_page(template: str, course, tab: str, **ctx) -> str:
 
 # --- grading queue -----------------------------------------------------------------------------
 
+NONE_LEFT = {
+    grading_queue.NEXT: "Nothing else is waiting.",
+    grading_queue.PREVIOUS: "This is the oldest submission waiting.",
+}
 
-def _panel(course, completion, form=None, status: int = 200, message=None, **extra):
-    """One submission in the grading panel: the fragment for htmx (with the queue out of band),
-    else the grading page."""
+
+def _panel(course, completion, form=None, status: int = 200, message=None, headers=None, **ctx):
+    """One submission (a ``grading.Submission``) in the grading panel: the fragment for htmx;
+    else the grading page, with the queue's oldest submissions beside it."""
     if completion is not None and form is None:
         form = GradeForm(
             formdata=None,
@@ -143,40 +156,49 @@ def _panel(course, completion, form=None, status: int = 200, message=None, **ext
             comment=completion.grader_comment,
             version=grading.version_of(completion),
         )
-    prev_id, next_id = grading.neighbours(course.id, completion)
-    return htmx.answer(
-        "teaching/partials/grading_panel.html",
-        page="teaching/grading.html",
-        ids=(PANEL,),
-        status=status,
-        message=message,
-        course=course,
-        completion=completion,
-        grader=grading.grader_of(completion) if completion is not None else None,
-        form=form,
-        prev_id=prev_id,
-        next_id=next_id,
-        queue=grading.queue_list(course.id),
-        queue_count=grading.queue_count(course.id),
-        tab="grading",
-        oob=htmx.targets(PANEL),
-        **extra,
-    )
+    ctx = {"course": course, "completion": completion, "form": form, "tab": "grading", **ctx}
+    answer = {"status": status, "message": message, "headers": headers}
+    if htmx.targets(PANEL):
+        return htmx.answer("teaching/partials/grading_panel.html", ids=(PANEL,), **answer, **ctx)
+    if "queue" not in ctx:
+        ctx["queue"], ctx["queue_count"] = grading_queue.queue_list(course.id)
+    return htmx.answer(page="teaching/grading.html", **answer, **ctx)
 
 
 @bp.get(BASE + "/grading")
 @login_required
 def grading_page(course_id: int):
     course = _course(course_id)
-    first = grading.neighbours(course.id, None)[1]
-    return _panel(course, access.completion_for_grader(course, first) if first else None)
+    queue, count = grading_queue.queue_list(course.id)
+    try:
+        first = grading.submission(course, queue[0].id) if queue else None
+    except NotFound:  # graded or taken back since the list was read
+        first = None
+    return _panel(course, first, queue=queue, queue_count=count)
 
 
 @bp.get(BASE + "/grading/<int:completion_id>")
 @login_required
 def submission(course_id: int, completion_id: int):
     course = _course(course_id)
-    return _panel(course, access.completion_for_grader(course, completion_id), focus="heading")
+    return _panel(course, grading.submission(course, completion_id), focus="heading")
+
+
+@bp.get(BASE + "/grading/<int:completion_id>/<any(next, previous):which>")
+@login_required
+def neighbour(course_id: int, completion_id: int, which: str):
+    """The Previous and Next links: the neighbour is looked up when the link is followed."""
+    course = _course(course_id)
+    found = grading.neighbour(course, completion_id, which)
+    message = None if found is not None else NONE_LEFT[which]
+    found = found or grading.submission(course, completion_id)
+    url = url_for("teaching.submission", course_id=course.id, completion_id=found.id)
+    if not htmx.targets(PANEL):
+        if message:
+            flash(message, "warning")
+        return htmx.hx_redirect(url)
+    push = {"HX-Push-Url": url}  # the submission's own address, not the link's
+    return _panel(course, found, message=message, headers=push, focus="heading")
 
 
 def _save_grade(form, save):
@@ -197,36 +219,54 @@ def _save_grade(form, save):
 @login_required
 def grade(course_id: int, completion_id: int):
     course, form = _course(course_id), GradeForm()
+    shown = _shown(course)
     save = partial(
         grading.grade_and_advance, course, completion_id, _me(), form.grade.data,
         form.comment.data or "", form.version.data, advance=request.form.get("action") == "next",
     )  # fmt: skip
-    graded, status, conflict = _save_grade(form, save)
-    if graded is None:
-        completion = access.completion_for_grader(course, completion_id)
+    saved, status, conflict = _save_grade(form, save)
+    if saved is None:
+        current = grading.submission(course, completion_id)
         if conflict:  # the grader's input stays; the version becomes the one now shown
-            form.version.data = grading.version_of(completion)
-        return _panel(course, completion, form, status, focus="grade", conflict=conflict)
-    done, target = graded
-    message = f"Saved: {done.grade} for {done.student.name}"
+            form.version.data = grading.version_of(current)
+        return _panel(course, current, form, status, focus="grade", conflict=conflict)
+    done, target, count = saved
+    course = shown
+    message = f"Saved: {done.grade} for {done.student_name}"
     if not htmx.targets(PANEL):
         flash(message, "success")
         if target is None:
             return htmx.hx_redirect(url_for("teaching.grading_page", course_id=course.id))
         to = url_for("teaching.submission", course_id=course.id, completion_id=target.id)
         return htmx.hx_redirect(to)
-    return _panel(course, target, focus="grade", saved=message, message=message)
+    # The queue beside the panel is not read again: its count changes out of band, teaching.js
+    # marks the graded one, and an empty queue is swapped in when nothing is left.
+    return _panel(
+        course, target, focus="grade", saved=message, message=message,
+        oob=True, graded=done.id, queue=[], queue_count=count,
+    )  # fmt: skip
 
 
 # --- gradebook ---------------------------------------------------------------------------------
+
+VIEW = "gradebook-view"  # the part of the gradebook page that moves page by page
 
 
 @bp.get(BASE + "/gradebook", endpoint="gradebook")
 @login_required
 def gradebook_page(course_id: int):
     course = _course(course_id)
-    book = gradebook.gradebook(course, page=_page_arg())
-    return _teaching_page("teaching/gradebook.html", course, "gradebook", book=book)
+    fragment = htmx.targets(VIEW)  # moving through the pages: the tabs are not sent again
+    pages = {"page": _page_arg(), "block_page": request.args.get("blocks", 1, type=int)}
+    book = gradebook.gradebook(course, **pages, count=not fragment)
+    # Cell links relative to the page (they are most of its bytes): "gradebook/cells/<id>".
+    here = posixpath.dirname(url_for("teaching.gradebook", course_id=course.id))
+    cell = url_for("teaching.cell_edit", course_id=course.id, completion_id=0)
+    ctx = {"course": course, "book": book, "cell_base": posixpath.relpath(cell, here)[:-1]}
+    return htmx.answer(
+        "teaching/partials/gradebook_view.html", page="teaching/gradebook.html", ids=(VIEW,),
+        tab="gradebook", queue_count=book.queue_count, **ctx,
+    )  # fmt: skip
 
 
 def _cell_form(course, completion, cell, form=None, status: int = 200, **extra):
@@ -235,19 +275,15 @@ def _cell_form(course, completion, cell, form=None, status: int = 200, **extra):
         form = CellForm(
             formdata=None, prefix=f"c{completion.id}", grade=cell.grade, version=cell.version
         )
+    ctx = {"course": course, "c": completion, "cell": cell, "form": form, **extra}
+    if htmx.targets(f"cell-{completion.id}"):
+        return htmx.answer("teaching/partials/cell_form.html", status=status, **ctx)
+    page, blocks = gradebook.window_of(course, completion.student_id, completion.content_block_id)
+    back = url_for("teaching.gradebook", course_id=course.id, page=page, blocks=blocks)
     return htmx.answer(
-        "teaching/partials/cell_form.html",
-        page="teaching/cell.html",
-        ids=(f"cell-{completion.id}",),
-        status=status,
-        course=course,
-        c=completion,
-        cell=cell,
-        form=form,
-        tab="gradebook",
-        queue_count=grading.queue_count(course.id),
-        **extra,
-    )
+        page="teaching/cell.html", status=status, tab="gradebook", back=back,
+        queue_count=grading.queue_count(course.id), **ctx,
+    )  # fmt: skip
 
 
 @bp.get(BASE + "/gradebook/cells/<int:completion_id>")
@@ -269,25 +305,33 @@ def cell_view(course_id: int, completion_id: int):
 @login_required
 def cell_save(course_id: int, completion_id: int):
     course = _course(course_id)
-    completion, cell = gradebook.gradebook_cell(course, completion_id)
-    form = CellForm(prefix=f"c{completion.id}")
+    shown = _shown(course)
+    form = CellForm(prefix=f"c{completion_id}")
+    window = {  # the page's students and blocks (hx-include), for the averages
+        "students": gradebook.parse_ids(request.form.get("ws")),
+        "blocks": gradebook.parse_ids(request.form.get("wb")),
+    }
     save = partial(
-        gradebook.save_cell, course, completion.id, _me(), form.grade.data, form.version.data
-    )
+        gradebook.save_cell, course, completion_id, _me(), form.grade.data, form.version.data,
+        **window,
+    )  # fmt: skip
     saved, status, conflict = _save_grade(form, save)
     if saved is None:
+        completion, cell = gradebook.gradebook_cell(course, completion_id)
         if conflict:
-            completion, cell = gradebook.gradebook_cell(course, completion_id)
             form.version.data = cell.version
         return _cell_form(course, completion, cell, form, status, conflict=conflict)
-    message = f"Saved: {saved.completion.grade} for {saved.completion.student.name}"
+    done, course = saved.graded, shown
+    message = f"Saved: {done.grade} for {done.student_name}"
     if not htmx.targets(f"cell-{completion_id}"):
         flash(message, "success")
-        return htmx.hx_redirect(url_for("teaching.gradebook", course_id=course.id))
+        page, blocks = gradebook.window_of(course, done.student_id, done.block_id)
+        to = url_for("teaching.gradebook", course_id=course.id, page=page, blocks=blocks)
+        return htmx.hx_redirect(to)
     return htmx.answer(
-        "teaching/partials/cell.html", message=message, course=course, c=saved.completion,
-        cell=saved.cell, oob=True, row_avg=saved.row_avg, col_avg=saved.col_avg,
-        queue_count=grading.queue_count(course.id),
+        "teaching/partials/cell.html", message=message, course=course, cell=saved.cell,
+        graded=done, row_avg=saved.row_avg, col_avg=saved.col_avg,
+        queue_count=saved.queue_count,
     )  # fmt: skip
 
 
