@@ -8,9 +8,10 @@ never from a token, so a teacher demoted to student loses every owner right at o
 
 from __future__ import annotations
 
+from functools import cache
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, and_, literal, select
+from sqlalchemy import ColumnElement, and_, bindparam, literal, select
 from sqlalchemy.orm import contains_eager, joinedload, load_only, raiseload
 
 from ..extensions import db
@@ -156,6 +157,41 @@ class StudentBlock(NamedTuple):
     completion: CompletedContentBlock | None
 
 
+@cache
+def _student_block(hold: bool):
+    """``block_for_student``'s SELECT, built once (bound parameters ``p_*``)."""
+    student_id = bindparam("p_student")
+    stmt = (
+        select(Course, ContentBlock, StudentCourse, CompletedContentBlock)
+        .select_from(ContentBlock)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .join(Course, Section.course_id == Course.id)
+        .outerjoin(
+            StudentCourse,
+            and_(StudentCourse.course_id == Course.id, StudentCourse.student_id == student_id),
+        )
+        .outerjoin(
+            CompletedContentBlock,
+            and_(
+                CompletedContentBlock.content_block_id == ContentBlock.id,
+                CompletedContentBlock.student_id == student_id,
+            ),
+        )
+        .where(
+            ContentBlock.id == bindparam("p_block"),
+            Course.id == bindparam("p_course"),
+            Course.is_published,
+        )
+        .options(raiseload(Course.owner))
+    )
+    if hold:
+        stmt = stmt.options(
+            load_only(ContentBlock.id, ContentBlock.section_id, ContentBlock.title,
+                      ContentBlock.type, ContentBlock.position),
+        ).with_for_update(read=True, key_share=True, of=Course)  # fmt: skip
+    return stmt
+
+
 def block_for_student(course_id, block_id, student: User, *, hold: bool = False) -> StudentBlock:
     """The block if ``student`` is enrolled in its published course, in one statement.
 
@@ -170,31 +206,8 @@ def block_for_student(course_id, block_id, student: User, *, hold: bool = False)
     block_id = id_or_404(block_id, "block")
     if not is_student(student):
         raise NotFound("No such course.")
-    stmt = (
-        select(Course, ContentBlock, StudentCourse, CompletedContentBlock)
-        .select_from(ContentBlock)
-        .join(Section, ContentBlock.section_id == Section.id)
-        .join(Course, Section.course_id == Course.id)
-        .outerjoin(
-            StudentCourse,
-            and_(StudentCourse.course_id == Course.id, StudentCourse.student_id == student.id),
-        )
-        .outerjoin(
-            CompletedContentBlock,
-            and_(
-                CompletedContentBlock.content_block_id == ContentBlock.id,
-                CompletedContentBlock.student_id == student.id,
-            ),
-        )
-        .where(ContentBlock.id == block_id, Course.id == course_id, Course.is_published)
-        .options(raiseload(Course.owner))
-    )
-    if hold:
-        stmt = stmt.options(
-            load_only(ContentBlock.id, ContentBlock.section_id, ContentBlock.title,
-                      ContentBlock.type, ContentBlock.position),
-        ).with_for_update(read=True, key_share=True, of=Course)  # fmt: skip
-    found = db.session.execute(stmt).one_or_none()
+    params = {"p_block": block_id, "p_course": course_id, "p_student": student.id}
+    found = db.session.execute(_student_block(hold), params).one_or_none()
     if found is None:
         raise NotFound("No such block.")
     course, block, enrolled, completion = found

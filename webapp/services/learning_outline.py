@@ -11,8 +11,9 @@ open sections' blocks, the neighbours of a block, where to resume. Changes are i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import and_, exists, false, func, select, tuple_
+from sqlalchemy import and_, bindparam, exists, false, func, select, tuple_
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
@@ -63,8 +64,15 @@ class Outline:
         return next((s for s in self.sections if s.id == section_id), None)
 
 
+@cache
+def _sections(with_student: bool):
+    """``section_figures`` built once (bound parameters ``p_course``, ``p_student``)."""
+    return section_figures(bindparam("p_course"), bindparam("p_student") if with_student else None)
+
+
 def sections(course_id: int, student_id: int | None) -> Outline:
-    rows = db.session.execute(section_figures(course_id, student_id))
+    stmt = _sections(student_id is not None)
+    rows = db.session.execute(stmt, {"p_course": course_id, "p_student": student_id})
     return Outline(course_id, [OutlineSection(*row) for row in rows])
 
 
@@ -88,6 +96,13 @@ def blocks_query(student_id: int | None, *, sections: bool = False):
     return stmt.order_by(ContentBlock.position, ContentBlock.id)
 
 
+@cache
+def _section_blocks(with_student: bool):
+    """``blocks_query`` of some sections, built once (``p_student``, ``p_sections``)."""
+    stmt = blocks_query(bindparam("p_student") if with_student else None)
+    return stmt.where(ContentBlock.section_id.in_(bindparam("p_sections", expanding=True)))
+
+
 def open_sections(outline: Outline, student_id: int | None, *section_ids: int | None) -> None:
     """Load the blocks of these sections of the outline (one statement)."""
     wanted = {s.id: s for s in outline.sections if s.id in section_ids}
@@ -96,7 +111,8 @@ def open_sections(outline: Outline, student_id: int | None, *section_ids: int | 
     for s in wanted.values():
         s.blocks = []
     rows = db.session.execute(
-        blocks_query(student_id).where(ContentBlock.section_id.in_(list(wanted)))
+        _section_blocks(student_id is not None),
+        {"p_student": student_id, "p_sections": list(wanted)},
     )
     for section_id, *block in rows:
         wanted[section_id].blocks.append(OutlineBlock(*block))
@@ -176,15 +192,19 @@ def neighbours(course_id: int, block_id: int):
     )  # fmt: skip
 
 
-def resume(
-    course_id: int, student_id: int, last_block_id: int | None
-) -> tuple[Link | None, int | None]:
-    """Where to carry on, and the course's first block (see docs/learning.md, "Resume").
+@cache
+def _neighbours():
+    """``neighbours`` built once (bound parameters ``p_course``, ``p_block``)."""
+    return neighbours(bindparam("p_course"), bindparam("p_block"))
 
-    The last block visited if it is not completed; else the first one not completed after it in
-    course order, wrapping round to the start; else (everything done) the first block. One
-    statement: each candidate is a keyset subquery, the first that exists wins.
-    """
+
+@cache
+def _resume(with_last: bool):
+    """The SELECT of ``resume``, built once
+    (bound parameters ``p_course``, ``p_student``, ``p_last``)."""
+    course_id, student_id, last_block_id = (
+        bindparam("p_course"), bindparam("p_student"), bindparam("p_last"),
+    )  # fmt: skip
     in_course = Section.course_id == course_id
     pending = ~exists().where(
         CompletedContentBlock.content_block_id == ContentBlock.id,
@@ -192,7 +212,7 @@ def resume(
     )
     first = _in_order(ContentBlock.id).where(in_course).limit(1).scalar_subquery()
     candidates = []
-    if last_block_id is not None:
+    if with_last:
         last, last_section = aliased(ContentBlock), aliased(Section)
         candidates.append(
             select(ContentBlock.id)
@@ -219,11 +239,22 @@ def resume(
     )
     candidates.append(first)
     target = aliased(ContentBlock)  # not ContentBlock: the candidates would correlate to it
-    row = db.session.execute(
-        select(target.id, target.title, target.section_id, first.label("first")).where(
-            target.id == func.coalesce(*candidates)
-        )
-    ).one_or_none()
+    return select(target.id, target.title, target.section_id, first.label("first")).where(
+        target.id == func.coalesce(*candidates)
+    )
+
+
+def resume(
+    course_id: int, student_id: int, last_block_id: int | None
+) -> tuple[Link | None, int | None]:
+    """Where to carry on, and the course's first block (see docs/learning.md, "Resume").
+
+    The last block visited if it is not completed; else the first one not completed after it in
+    course order, wrapping round to the start; else (everything done) the first block. One
+    statement: each candidate is a keyset subquery, the first that exists wins.
+    """
+    params = {"p_course": course_id, "p_student": student_id, "p_last": last_block_id}
+    row = db.session.execute(_resume(last_block_id is not None), params).one_or_none()
     if row is None:
         return None, None
     return Link(row.id, row.title, row.section_id), row.first
@@ -348,7 +379,7 @@ def block_page(
     course, block = held.course, held.block
     outline = sections(course.id, held.enrolment.student_id)
     open_sections(outline, held.enrolment.student_id, block.section_id, section_id)
-    row = db.session.execute(neighbours(course.id, block.id)).one()
+    row = db.session.execute(_neighbours(), {"p_course": course.id, "p_block": block.id}).one()
     return BlockView(
         course, block, held.enrolment, held.completion, outline,
         link(row.prev_id, row.prev_title), link(row.next_id, row.next_title),
