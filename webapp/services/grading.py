@@ -209,17 +209,32 @@ def _grade_stmt(with_comment: bool):
     )
 
 
+MAIL_KEYS = ("recipient", "subject", "text_body", "html_body")  # what ``render_email`` gives
+
+
+@cache
+def _mail_insert():
+    """The email's INSERT into the outbox, built once (bound parameters ``m_*``)."""
+    now = bindparam("m_now", type_=OutboxMessage.created_at.type)
+    values = {key: bindparam(f"m_{key}") for key in MAIL_KEYS}
+    return insert(OutboxMessage).values(
+        **values, created_at=now, next_attempt_at=now, attempts=0, last_error=""
+    )
+
+
+@cache
+def _with_mail(then: Select) -> Select:
+    """``then`` with the email's INSERT as a CTE: one statement (PostgreSQL)."""
+    return then.add_cte(_mail_insert().returning(OutboxMessage.id).cte("mail"))
+
+
 def _outbox_then(values: dict, then: Select | None, params: dict):
     """Queue the email and run ``then`` (with ``params``): one statement on PostgreSQL, where
     the INSERT is a CTE of the SELECT; two elsewhere. Returns ``then``'s rows."""
-    now = utcnow()
-    mail = insert(OutboxMessage).values(
-        **values, created_at=now, next_attempt_at=now, attempts=0, last_error=""
-    )
+    mail = {f"m_{key}": values[key] for key in MAIL_KEYS} | {"m_now": utcnow()}
     if then is not None and db.session.get_bind().dialect.name == "postgresql":
-        then = then.add_cte(mail.returning(OutboxMessage.id).cte("mail"))
-    else:
-        db.session.execute(mail)
+        return db.session.execute(_with_mail(then), params | mail).all()
+    db.session.execute(_mail_insert(), mail)
     return db.session.execute(then, params).all() if then is not None else None
 
 
@@ -255,7 +270,10 @@ def grade(
         "comment": comment,
     }
     with unit_of_work():
-        row = db.session.execute(_grade_stmt(comment is not None), params).one_or_none()
+        # On the session's connection: through the ORM an UPDATE's cache key is made again on
+        # every execution.
+        stmt = _grade_stmt(comment is not None)
+        row = db.session.connection().execute(stmt, params).one_or_none()
         if row is None:
             completion_for_grader(course, completion_id)  # 404 if it is not a submission here
             raise StaleGrade()
