@@ -4,6 +4,7 @@ cookie flags, and failing closed when Redis is down."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from tests.conftest import PASSWORD, IsolatedClient, base_config, login_as, make_user
 from webapp import create_app, sessions
 from webapp.extensions import db
-from webapp.models import AuditEvent
+from webapp.models import AuditEvent, utcnow
 from webapp.services import accounts, unit_of_work
 
 
@@ -458,24 +459,37 @@ class _EndedBetweenReadAndWrite:
     def __getattr__(self, name):
         return getattr(self._client, name)
 
-    def get(self, key):
-        raw = self._client.get(key)
+    def getex(self, key, **kwargs):
+        raw = self._client.getex(key, **kwargs)
         if key == self._key:
             self._client.delete(key)
         return raw
 
 
-def test_a_session_ended_while_its_request_refreshes_it_stays_ended(app, student):
+def _age_seen(r, key: str, seconds: int) -> None:
+    """Make the session's "last seen" ``seconds`` old (its timeout kept)."""
+    record = json.loads(r.get(key))
+    record["seen"] = (utcnow() - dt.timedelta(seconds=seconds)).isoformat()
+    r.set(key, json.dumps(record), keepttl=True)
+
+
+@pytest.mark.parametrize("seen_ago", [0, 3600], ids=["seen-just-now", "seen-an-hour-ago"])
+def test_a_session_ended_while_its_request_refreshes_it_stays_ended(app, student, seen_ago):
     c = login(new_client(app), student)
     (info,) = sessions.store().list_for_user(student.id)
     store = app.extensions["lectern_session_store"]
-    real = store.r
-    store.r = _EndedBetweenReadAndWrite(real, f"lectern:sess:{info.jti}")
+    real, key = store.r, f"lectern:sess:{info.jti}"
+    _age_seen(real, key, seen_ago)
+    store.r = _EndedBetweenReadAndWrite(real, key)
     try:
-        assert c.get("/account").status_code == 303  # signed out, not revived
+        answer = c.get("/account").status_code
     finally:
         store.r = real
-    assert real.exists(f"lectern:sess:{info.jti}") == 0
+    # Seen an hour ago, the request writes "last seen" (SET XX: nothing to replace, so the
+    # request is signed out); seen just now it writes nothing, and was served (it read a live
+    # session, as if the session had ended just after it). Either way nothing is revived.
+    assert answer == (303 if seen_ago else 200)
+    assert real.exists(key) == 0
     assert sessions.store().list_for_user(student.id) == []
     assert c.get("/account").status_code == 303
 
@@ -485,9 +499,24 @@ def test_touch_refreshes_only_a_live_session_of_that_user(app, student):
     store.create("j1", student.id, 60, "127.0.0.1", "pytest")
     r = app.extensions["lectern_redis"]
     assert store.touch("j1", 3600, student.id + 1) is False  # not this user's
-    assert r.ttl("lectern:sess:j1") <= 60
     assert store.touch("j1", 3600, student.id) is True
     assert r.ttl("lectern:sess:j1") > 3000
     r.delete("lectern:sess:j1")
     assert store.touch("j1", 3600, student.id) is False
     assert r.exists("lectern:sess:j1") == 0
+
+
+def test_last_seen_is_written_at_most_once_a_minute_and_keeps_the_timeout(app, student):
+    store = sessions.store()
+    store.create("j2", student.id, 60, "127.0.0.1", "pytest")
+    r = app.extensions["lectern_redis"]
+    key = "lectern:sess:j2"
+    before = r.get(key)
+    assert store.touch("j2", 3600, student.id) is True
+    assert r.get(key) == before  # seen a moment ago: only the timeout was renewed
+    assert r.ttl(key) > 3000
+    _age_seen(r, key, sessions.SEEN_EVERY + 5)
+    assert store.touch("j2", 3600, student.id) is True
+    seen = dt.datetime.fromisoformat(json.loads(r.get(key))["seen"])
+    assert utcnow() - seen < dt.timedelta(seconds=sessions.SEEN_EVERY)
+    assert r.ttl(key) > 3000  # KEEPTTL: the write did not drop the renewed timeout

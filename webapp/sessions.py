@@ -23,6 +23,8 @@ from sqlalchemy import delete, select
 from .extensions import db
 from .models import LiveSession, utcnow
 
+SEEN_EVERY = 60  # seconds: how stale a session's "last seen" may get (one write a minute)
+
 
 class StoreUnavailable(RuntimeError):
     """The live-session store cannot be reached: authenticated requests fail closed."""
@@ -124,19 +126,25 @@ class RedisStore:
     def touch(self, jti: str, idle: int, user_id: int) -> bool:
         """Refresh a live session's idle timeout; False if it is gone or not this user's.
 
-        The write is ``SET … XX``: it only replaces a key that still exists, so a session ended
-        (deleted) by another request between this read and this write stays ended.
+        One round trip on most requests: ``GETEX`` reads the record and renews its timeout,
+        and only on a key that still exists, so a session ended (deleted) by another request
+        is never brought back. The record's "last seen" is written again only once it is
+        ``SEEN_EVERY`` seconds old, with ``SET … XX KEEPTTL``: it too only replaces a key that
+        still exists.
         """
 
         def run():
-            raw = self.r.get(self._key(jti))
+            raw = self.r.getex(self._key(jti), ex=idle)
             if raw is None:
                 return False
             record = json.loads(raw)
             if record["user_id"] != user_id:
-                return False
-            record["seen"] = utcnow().isoformat()
-            return bool(self.r.set(self._key(jti), json.dumps(record), ex=idle, xx=True))
+                return False  # a token of another user's session: it needs the secret key
+            now = utcnow()
+            if (now - dt.datetime.fromisoformat(record["seen"])).total_seconds() < SEEN_EVERY:
+                return True
+            record["seen"] = now.isoformat()
+            return bool(self.r.set(self._key(jti), json.dumps(record), xx=True, keepttl=True))
 
         return self._call(run)
 
