@@ -5,10 +5,12 @@ from __future__ import annotations
 import gzip
 import re
 from html.parser import HTMLParser
+from urllib.parse import urljoin
 
 import brotli
+import pytest
 
-from .conftest import make_course, make_user
+from .conftest import login_as, make_course, make_user
 
 
 class _Assets(HTMLParser):
@@ -18,16 +20,74 @@ class _Assets(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "script" and a.get("src"):
+        if tag in ("script", "img") and a.get("src"):
             self.urls.append(a["src"])
-        if tag == "link" and a.get("rel") in ("stylesheet", "icon"):
+        if tag == "link" and a.get("rel") in ("stylesheet", "icon", "preload", "modulepreload"):
             self.urls.append(a["href"])
 
 
 def _assets(html: str) -> list[str]:
+    """What a browser fetches for the page: scripts, style sheets, icons, preloads, images
+    (``data:`` URLs are part of the page)."""
     parser = _Assets()
     parser.feed(html)
-    return parser.urls
+    return [u for u in parser.urls if not u.startswith("data:")]
+
+
+_CSS_URL = re.compile(r"""url\((['"]?)([^)'"]+)\1\)""")
+
+
+def _fetch(client, url: str):
+    return client.get(url, headers={"Accept-Encoding": "br, gzip"})
+
+
+def _visit(client, path: str, cached: set[str]) -> tuple[int, int, set[str]]:
+    """A browser's visit of ``path`` with ``cached`` (immutable files) in its cache: requests
+    made, compressed bytes received, what it caches. Style sheets' url()s (fonts) count too."""
+    page = _fetch(client, path)
+    assert page.status_code == 200, path
+    requests, size, todo = 1, len(page.get_data()), _assets(_decoded(page))
+    fetched: set[str] = set()
+    while todo:
+        url = urljoin(path, todo.pop())
+        if url in cached or url in fetched:
+            continue
+        response = _fetch(client, url)
+        assert response.status_code == 200, url
+        assert response.cache_control.immutable, url  # a later visit asks for it no more
+        requests, size = requests + 1, size + len(response.get_data())
+        fetched.add(url)
+        if url.endswith(".css"):
+            todo += [urljoin(url, m[2]) for m in _CSS_URL.finditer(_decoded(response))]
+    return requests, size, fetched
+
+
+def _decoded(response) -> str:
+    body = response.get_data()
+    encoding = response.headers.get("Content-Encoding")
+    if encoding == "br":
+        body = brotli.decompress(body)
+    elif encoding == "gzip":
+        body = gzip.decompress(body)
+    return body.decode()
+
+
+@pytest.mark.parametrize("first", ["/", "/login", "/courses"])
+def test_a_first_visit_is_at_most_5_requests_and_60_kb_then_a_page_is_1_request(
+    app, client, student, first
+):
+    teacher = make_user("teacher")
+    course = make_course(teacher, title="Wire", sections=2, blocks=3)
+    requests, size, cached = _visit(client, first, set())
+    assert requests <= 5, (first, requests)
+    assert size <= 60_000, (first, size)
+    login_as(client, student)
+    block = course.sections[0].blocks[0].id
+    assert client.post(f"/courses/{course.id}/enrol").status_code == 303
+    for path in ("/learn", "/courses", f"/courses/{course.id}",
+                 f"/courses/{course.id}/blocks/{block}", "/account"):  # fmt: skip
+        requests, _, fetched = _visit(client, path, cached)
+        assert (requests, fetched) == (1, set()), path
 
 
 def _catalogue(client):

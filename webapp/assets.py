@@ -6,6 +6,12 @@ and any name can be cached forever (``Cache-Control: public, max-age=31536000, i
 request for a name whose fingerprint is not the file's current one (a page from before a
 deploy), or for the plain name, is still served, with ``no-cache``. Templates keep using
 ``url_for('static', ...)``; nothing else changes.
+
+Every page's CSS is one file, ``css/lectern.css``: a *bundle*, the area style sheets (``BUNDLES``)
+joined in order when first asked for (each area's rules are scoped by its own classes). A first
+visit then costs the page, this sheet, htmx and app.js, and any later page one request: the
+page itself (docs/performance.md, "The wire"). ``url(../…)`` references in a bundled sheet are
+rewritten to their fingerprinted names, so what they load (fonts) is cached for a year too.
 """
 
 from __future__ import annotations
@@ -14,24 +20,67 @@ import hashlib
 import os
 import re
 
-from flask import Flask, current_app, send_from_directory
+from flask import Flask, Response, current_app, request, send_from_directory
 
 YEAR = 31_536_000
 _FINGERPRINTED = re.compile(r"^(?P<stem>.+)\.(?P<digest>[0-9a-f]{10})(?P<ext>\.[A-Za-z0-9]+)$")
+_URL = re.compile(r"""url\((['"]?)(\.\./[^)'"]+)\1\)""")
+
+BUNDLES = {
+    "css/lectern.css": (
+        "css/app.css",
+        "css/auth.css",
+        "css/learning.css",
+        "css/authoring.css",
+        "css/teaching.css",
+        "css/admin.css",
+    ),
+}
+
+
+def _bundle(app: Flask, name: str) -> bytes:
+    """The bundle's sheets joined, their ``url(../x)`` pointing at fingerprinted names."""
+    cache: dict[str, bytes] = app.extensions.setdefault("lectern_bundles", {})
+    if name in cache and not app.debug:
+        return cache[name]
+    here = os.path.dirname(name)
+
+    def fingerprint(match: re.Match) -> str:
+        target = os.path.normpath(os.path.join(here, match[2])).replace(os.sep, "/")
+        return f"url({match[1]}../{fingerprinted(app, target)}{match[1]})"
+
+    parts = []
+    for part in BUNDLES[name]:
+        with open(os.path.join(app.static_folder, part), encoding="utf-8") as fh:
+            parts.append(f"/* {part} */\n" + _URL.sub(fingerprint, fh.read()))
+    cache[name] = "\n".join(parts).encode()
+    return cache[name]
 
 
 def _digest(app: Flask, filename: str) -> str | None:
     cache: dict[str, str | None] = app.extensions.setdefault("lectern_assets", {})
     if filename in cache and not app.debug:
         return cache[filename]
-    path = os.path.join(app.static_folder, filename)
-    try:
-        with open(path, "rb") as fh:
-            digest = hashlib.sha256(fh.read()).hexdigest()[:10]
-    except OSError:
-        digest = None  # a missing file keeps its plain name and answers 404 as usual
+    if filename in BUNDLES:
+        digest = hashlib.sha256(_bundle(app, filename)).hexdigest()[:10]
+    else:
+        path = os.path.join(app.static_folder, filename)
+        try:
+            with open(path, "rb") as fh:
+                digest = hashlib.sha256(fh.read()).hexdigest()[:10]
+        except OSError:
+            digest = None  # a missing file keeps its plain name and answers 404 as usual
     cache[filename] = digest
     return digest
+
+
+def _send(app: Flask, filename: str, max_age: int) -> Response:
+    if filename not in BUNDLES:
+        return send_from_directory(app.static_folder, filename, max_age=max_age)
+    response = Response(_bundle(app, filename), mimetype="text/css")
+    response.cache_control.max_age = max_age
+    response.set_etag(_digest(app, filename))
+    return response.make_conditional(request)
 
 
 def fingerprinted(app: Flask, filename: str) -> str:
@@ -49,11 +98,11 @@ def _serve(filename: str):
     match = _FINGERPRINTED.match(filename)
     real = f"{match['stem']}{match['ext']}" if match else filename
     if match and _digest(app, real) == match["digest"]:
-        response = send_from_directory(app.static_folder, real, max_age=YEAR)
+        response = _send(app, real, YEAR)
         response.cache_control.public = True
         response.cache_control.immutable = True
         return response
-    response = send_from_directory(app.static_folder, real, max_age=0)
+    response = _send(app, real, 0)
     response.cache_control.no_cache = True
     return response
 
