@@ -165,26 +165,41 @@ def _window(stmt, course_id: int, page: int, size: int) -> tuple[list, Window]:
 def _work_stmt() -> Select:
     """The page's students' work in the course, read once along their own index: one row per
     (student, page block) with the cell, and one per student with the count of their other
-    completions (for their progress)."""
-    on_page = CCB.content_block_id.in_(bindparam("blocks", expanding=True))
-    block = case((on_page, CCB.content_block_id)).label("block_id")
+    completions (for their progress).
+
+    The students' completions are a MATERIALIZED CTE, read first (about 6,000 rows for 25
+    students with 250 completions each), then kept to the course's blocks by a hash join.
+    Left to itself PostgreSQL probes the completions' index once per block of the course for
+    all 25 students (25,000 probes, ~50 ms on the school-sized bench; the CTE: ~7 ms)."""
+    mine = (
+        select(
+            CCB.id,
+            CCB.student_id,
+            CCB.content_block_id,
+            CCB.grade,
+            CCB.version,
+            CCB.changed_since_graded.label("changed"),
+        )
+        .where(CCB.student_id.in_(bindparam("students", expanding=True)))
+        .cte("mine")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    on_page = mine.c.content_block_id.in_(bindparam("blocks", expanding=True))
+    block = case((on_page, mine.c.content_block_id)).label("block_id")
     return (
         select(
-            CCB.student_id,
+            mine.c.student_id,
             block,
             func.count(),
-            func.max(CCB.id),
-            func.max(CCB.grade),
-            func.max(CCB.version),
-            func.max(case((CCB.changed_since_graded, 1), else_=0)),
+            func.max(mine.c.id),
+            func.max(mine.c.grade),
+            func.max(mine.c.version),
+            func.max(case((mine.c.changed, 1), else_=0)),
         )
-        .join(ContentBlock, ContentBlock.id == CCB.content_block_id)
+        .join(ContentBlock, ContentBlock.id == mine.c.content_block_id)
         .join(Section, ContentBlock.section_id == Section.id)
-        .where(
-            CCB.student_id.in_(bindparam("students", expanding=True)),
-            Section.course_id == COURSE,
-        )
-        .group_by(CCB.student_id, block)
+        .where(Section.course_id == COURSE)
+        .group_by(mine.c.student_id, block)
     )
 
 
