@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 from flask import current_app
 from sqlalchemy import func, select
@@ -160,17 +158,13 @@ def register(app) -> None:
     @click.option("--once", is_flag=True, help="Deliver what is due and exit.")
     @click.option("--interval", default=5.0, show_default=True)
     def outbox_run(once: bool, interval: float) -> None:
-        """Deliver queued email, retrying failures with backoff."""
-        from .mail import deliver_pending
+        """Deliver queued email, retrying failures with backoff; survives database and SMTP
+        outages (it waits and polls again)."""
+        from .mail import work
 
-        while True:
-            sent, failed = deliver_pending()
+        for sent, failed in work(interval, once=once):
             if sent or failed:
                 click.echo(f"outbox: {sent} sent, {failed} failed")
-            if once:
-                return
-            if not sent:
-                time.sleep(interval)
 
 
 def _print_accounts() -> None:

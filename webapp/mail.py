@@ -14,6 +14,8 @@ import datetime as dt
 import logging
 import smtplib
 import threading
+import time
+from contextlib import suppress
 from email.utils import make_msgid, parseaddr
 
 from flask import current_app, render_template
@@ -184,6 +186,48 @@ def deliver_pending(limit: int = 50) -> tuple[int, int]:
     return sent, failed
 
 
+MAX_PAUSE = 60.0  # seconds: the longest wait between polls while something is down
+
+
+def work(interval: float = 5.0, *, once: bool = False, wake: threading.Event | None = None):
+    """The outbox worker's loop (``flask outbox run``, and the development server's thread).
+
+    It survives anything one poll can raise: with PostgreSQL or the SMTP server down it logs,
+    rolls back, drops the session's connection and waits, ``interval`` doubled after each
+    failure up to MAX_PAUSE, then polls again; the rows stay queued and go out once the servers
+    are back. ``once``: one poll, errors raised (cron sees them). ``wake`` cuts a wait short.
+    Yields (sent, failed) after each successful poll (the command prints them).
+    """
+    pause = interval
+    while True:
+        try:
+            sent, failed = deliver_pending()
+        except Exception:
+            with suppress(Exception):  # on a dead connection the rollback may fail too
+                db.session.rollback()
+            db.session.remove()
+            if once:
+                raise
+            log.exception("outbox: poll failed; next try in %.0f s", pause)
+            _wait(wake, pause)
+            pause = min(pause * 2, MAX_PAUSE)
+            continue
+        pause = interval
+        yield sent, failed
+        if once:
+            return
+        if not sent:
+            _wait(wake, interval)
+
+
+def _wait(wake: threading.Event | None, seconds: float) -> None:
+    if wake is None:
+        time.sleep(seconds)
+    else:
+        wake.wait(timeout=seconds)
+        wake.clear()
+
+
 def start_worker(app) -> None:
     """Deliver in a background thread of this process (the development server)."""
 
@@ -192,15 +236,8 @@ def start_worker(app) -> None:
         _wakeup.set()
 
     def loop():
-        while True:
-            _wakeup.wait(timeout=30)
-            _wakeup.clear()
-            with app.app_context():
-                try:
-                    while deliver_pending()[0]:
-                        pass
-                except Exception:  # keep the worker alive; the rows stay queued
-                    log.exception("outbox: worker")
-                    db.session.rollback()
+        with app.app_context():
+            for _ in work(30, wake=_wakeup):
+                pass
 
     threading.Thread(target=loop, name="outbox", daemon=True).start()

@@ -1,0 +1,89 @@
+"""Throwaway servers that a test may stop and start again: a private PostgreSQL cluster.
+
+The machine's shared PostgreSQL is never stopped: a test that takes the database away starts
+its own cluster (``initdb`` and ``pg_ctl`` from the machine's PostgreSQL binaries) in a
+temporary directory on a free port. Without the binaries such tests skip, except under CI,
+which must run them (``need_binaries``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from .conftest import free_port
+
+
+def _bindir() -> str | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if found:
+        return os.path.dirname(found[-1])
+    pg_ctl = shutil.which("pg_ctl")
+    return os.path.dirname(pg_ctl) if pg_ctl else None
+
+
+def need_binaries() -> str:
+    """The PostgreSQL binaries' directory; skip the test without them (fail under CI)."""
+    bindir = _bindir()
+    if bindir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the outage tests: no initdb/pg_ctl on this machine")
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) on this machine")
+    return bindir
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of its own: ``start()``, ``stop()``, ``start()`` again, ``close()``.
+
+    initdb refuses to run as root, so as root the cluster belongs to the ``postgres`` user and
+    its commands run as that user (``runuser``).
+    """
+
+    def __init__(self, bindir: str):
+        self.bindir = bindir
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="lectern-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as:
+            shutil.chown(self.dir, "postgres")
+        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                  "--no-sync", "--no-instructions")  # fmt: skip
+
+    def _run(self, tool: str, *args: str) -> None:
+        cmd = [*self._as, os.path.join(self.bindir, tool), *args]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c synchronous_commit=off"
+        )
+        self._run("pg_ctl", "-D", self.data, "-o", options, "-l",
+                  os.path.join(self.dir, "log"), "-w", "start")  # fmt: skip
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres():
+    cluster = PrivatePostgres(need_binaries())
+    cluster.start()
+    yield cluster
+    cluster.close()

@@ -1,0 +1,91 @@
+"""Servers Lectern depends on, really taken away and brought back (docs/operations.md).
+
+These tests stop a private PostgreSQL cluster of their own (tests/servers.py), never the
+machine's shared one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from aiosmtpd.controller import Controller
+from sqlalchemy import create_engine, text
+
+from tests.conftest import Mailbox, base_config, free_port
+from tests.servers import private_postgres  # noqa: F401 - the fixture
+from webapp import create_app
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _flask(env: dict, *args: str, **kw):
+    return subprocess.Popen([sys.executable, "-m", "flask", *args], cwd=ROOT, env=env, **kw)
+
+
+def _wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _sign_up(client, address: str) -> None:
+    data = {"name": "Someone", "email": address, "password": "a long enough passphrase",
+            "confirm": "a long enough passphrase", "role": "student"}  # fmt: skip
+    assert client.post("/signup", data=data).status_code == 303
+
+
+def test_the_outbox_worker_survives_postgresql_going_away(private_postgres, tmp_path):  # noqa: F811
+    box, smtp_port = Mailbox(), free_port()
+    smtp = Controller(box, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    env = {
+        **os.environ, "FLASK_APP": "wsgi:app", "LECTERN_ENV": "development",
+        "DATABASE_URL": private_postgres.url, "LECTERN_INSTANCE": str(tmp_path),
+        "REDIS_URL": "", "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp_port),
+        "OUTBOX_THREAD": "0",
+    }  # fmt: skip
+    upgrade = _flask(env, "db", "upgrade", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert upgrade.wait(timeout=120) == 0, upgrade.stdout.read().decode()
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - the worker writes to it
+    worker = _flask(env, "outbox", "run", "--interval", "0.2", stdout=log, stderr=log)
+    app = create_app(
+        base_config(SQLALCHEMY_DATABASE_URI=private_postgres.url, MAIL_SERVER="127.0.0.1",
+                    MAIL_PORT=smtp_port)
+    )  # fmt: skip
+    client = app.test_client()
+
+    def mail_to(address):
+        return lambda: [m for m in box.messages if m["To"] == address]
+
+    try:
+        _sign_up(client, "before@example.com")
+        _wait_for(mail_to("before@example.com"), 30, "the first sign-up's email")
+
+        private_postgres.stop()
+        time.sleep(2.5)  # the worker polls into the outage again and again
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+
+        private_postgres.start()
+        _sign_up(client, "after@example.com")  # the app's pool reconnects (pool_pre_ping)
+        _wait_for(mail_to("after@example.com"), 60, "the email of a sign-up after the outage")
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        log.close()
+        smtp.stop()
+    assert "poll failed" in (tmp_path / "worker.log").read_text()  # it did meet the outage
+    # Each message went out exactly once, and the table says so.
+    assert [m["To"] for m in box.messages] == ["before@example.com", "after@example.com"]
+    engine = create_engine(private_postgres.url)
+    with engine.connect() as conn:
+        waiting = conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+    engine.dispose()
+    assert waiting == 0
