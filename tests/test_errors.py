@@ -26,7 +26,8 @@ def database_down():
         event.remove(db.engine, "before_cursor_execute", _refuse)
 
 
-def _assert_503(response):
+def assert_503(response):
+    """The app's own 503 page (or fragment), with what every answer carries."""
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
     assert response.headers["X-Request-ID"]
@@ -36,15 +37,15 @@ def _assert_503(response):
 
 def test_a_public_page_answers_503_while_the_database_is_down(app, client):
     with database_down():
-        _assert_503(client.get("/courses"))
+        assert_503(client.get("/courses"))
     assert client.get("/courses").status_code == 200
 
 
 def test_a_signed_in_user_gets_the_503_page_not_a_bare_500(app, client, student):
     login_as(client, student)
     with database_down():
-        _assert_503(client.get("/learn"))
+        assert_503(client.get("/learn"))
         fragment = client.get("/learn", headers={"HX-Request": "true"})
-        _assert_503(fragment)
+        assert_503(fragment)
         assert "<html" not in fragment.get_data(as_text=True).lower()
     assert client.get("/learn").status_code == 200  # back at once, no restart

@@ -14,9 +14,11 @@ import time
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
-from tests.conftest import Mailbox, base_config, free_port
+from tests.conftest import Mailbox, base_config, free_port, login_as, make_user
 from tests.servers import private_postgres  # noqa: F401 - the fixture
+from tests.test_errors import assert_503
 from webapp import create_app
+from webapp.extensions import db
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,3 +91,27 @@ def test_the_outbox_worker_survives_postgresql_going_away(private_postgres, tmp_
         waiting = conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
     engine.dispose()
     assert waiting == 0
+
+
+def test_a_database_outage_is_the_apps_503_for_everyone_and_passes(private_postgres):  # noqa: F811
+    app = create_app(base_config(SQLALCHEMY_DATABASE_URI=private_postgres.url))
+    client = app.test_client()
+    with app.app_context():  # left before the requests: each has its own, as in a server
+        db.create_all()
+        login_as(client, make_user("student", email="outage@example.com"))
+    assert client.get("/learn").status_code == 200
+
+    private_postgres.stop()
+    assert_503(client.get("/learn"))  # signed in: the error page must not need the user
+    fragment = client.get("/learn", headers={"HX-Request": "true"})
+    assert_503(fragment)
+    assert "<html" not in fragment.get_data(as_text=True).lower()
+    assert_503(client.get("/courses"))  # anonymous pages too: they read courses
+    assert client.get("/healthz").status_code == 200  # the process itself is fine
+    assert client.get("/readyz").status_code == 503  # but it cannot serve: out of the pool
+
+    private_postgres.start()
+    # No restart: the pool's pre-ping replaces the dead connections.
+    assert client.get("/learn").status_code == 200
+    assert client.get("/courses").status_code == 200
+    assert client.get("/readyz").status_code == 200
