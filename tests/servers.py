@@ -1,4 +1,5 @@
-"""Throwaway servers that a test may stop and start again: a private PostgreSQL cluster.
+"""Throwaway servers that a test may stop and start again: a private PostgreSQL cluster, a
+private Redis.
 
 The machine's shared PostgreSQL is never stopped: a test that takes the database away starts
 its own cluster (``initdb`` and ``pg_ctl`` from the machine's PostgreSQL binaries) in a
@@ -14,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -87,3 +89,52 @@ def private_postgres():
     cluster.start()
     yield cluster
     cluster.close()
+
+
+class PrivateRedis:
+    """A ``redis-server`` of its own on a free port, without persistence: stopped and started
+    again, it has lost its data (as a Redis restarted without a snapshot has)."""
+
+    def __init__(self):
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail("CI must run the outage tests: no redis-server on this machine")
+            pytest.skip("no redis-server on this machine")
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port, socket_timeout=0.2, socket_connect_timeout=0.2)
+        for _ in range(100):
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    client.close()
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+@pytest.fixture
+def private_redis():
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.stop()

@@ -14,8 +14,16 @@ import time
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
-from tests.conftest import Mailbox, base_config, free_port, login_as, make_user
-from tests.servers import private_postgres  # noqa: F401 - the fixture
+from tests.conftest import (
+    PASSWORD,
+    IsolatedClient,
+    Mailbox,
+    base_config,
+    free_port,
+    login_as,
+    make_user,
+)
+from tests.servers import private_postgres, private_redis  # noqa: F401 - the fixtures
 from tests.test_errors import assert_503
 from webapp import create_app
 from webapp.extensions import db
@@ -115,3 +123,29 @@ def test_a_database_outage_is_the_apps_503_for_everyone_and_passes(private_postg
     assert client.get("/learn").status_code == 200
     assert client.get("/courses").status_code == 200
     assert client.get("/readyz").status_code == 200
+
+
+def test_redis_stopped_then_back_empty_logs_everyone_out_and_nothing_else(
+    app,
+    private_redis,  # noqa: F811
+):
+    cfg = base_config(REDIS_CLIENT=None, REDIS_URL=private_redis.url, REDIS_SOCKET_TIMEOUT=0.2)
+    del cfg["RATELIMIT_STORAGE_URI"]  # production wiring: the limits live in the same Redis
+    served = create_app(cfg)
+    served.test_client_class = IsolatedClient
+    with served.app_context():
+        make_user("student", email="redis-outage@example.com")
+    client = served.test_client()
+    login = {"email": "redis-outage@example.com", "password": PASSWORD}
+    assert client.post("/login", data=login).status_code == 303
+    assert client.get("/learn").status_code == 200
+
+    private_redis.stop()
+    assert client.get("/learn").status_code == 503  # fail closed, never unchecked
+    assert client.get("/courses").status_code == 200  # public pages keep working
+    assert client.post("/login", data=login).status_code == 503  # no unthrottled log-in
+
+    private_redis.start()  # back, and empty: it kept nothing
+    assert client.get("/learn").status_code == 303  # the session is gone: signed out
+    assert client.post("/login", data=login).status_code == 303  # no restart needed
+    assert client.get("/learn").status_code == 200
