@@ -519,6 +519,45 @@ def test_block_page_for_enrolled_student(client, student, course):
     assert enrolment_of(student, course).last_block_id == block.id
 
 
+def test_lesson_page_shows_its_title_once(client, student, course):
+    """A lesson whose Markdown starts with its own title as a heading (as the demo's and
+    many imported lessons do) shows that title in one heading: the page's <h1>."""
+    from html.parser import HTMLParser
+
+    block = blocks_of(course)[0]
+    block.title = "Welcome"
+    block.content = "# Welcome\n\nThis course teaches **Python**.\n\n# Before you start"
+    db.session.commit()
+    enrol(student, course)
+    login_as(client, student)
+    resp = client.get(block_url(course, block))
+    assert resp.status_code == 200
+
+    class Headings(HTMLParser):
+        found: list[tuple[str, str]] = []
+        tag: str | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+                self.tag = tag
+                self.found.append((tag, ""))
+
+        def handle_endtag(self, tag):
+            if tag == self.tag:
+                self.tag = None
+
+        def handle_data(self, data):
+            if self.tag:
+                self.found[-1] = (self.tag, self.found[-1][1] + data)
+
+    parser = Headings()
+    parser.feed(resp.get_data(as_text=True))
+    headings = [(tag, text.strip()) for tag, text in parser.found]
+    assert [h for h in headings if h[1] == "Welcome"] == [("h1", "Welcome")]
+    assert [h for h in headings if h[0] == "h1"] == [("h1", "Welcome")]
+    assert ("h2", "Before you start") in headings  # the lesson's own heading, one level down
+
+
 def test_block_of_another_course_is_404(client, student, course, teacher):
     other = make_course(teacher, title="Other")
     enrol(student, course)
