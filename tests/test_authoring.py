@@ -581,7 +581,7 @@ def test_reorder_saves_the_whole_order(client, teacher, course):
         f"/teach/courses/{course.id}/order", data={"order": order}, headers=hx("outline")
     )
     assert resp.status_code == 200 and json.loads(resp.headers["HX-Trigger"]) == {
-        "announce": "New order saved: 2 sections, 4 blocks"
+        "announce": "Section Section 1 moved to position 2 of 2"
     }
     assert layout(course.id) == [(s2, [d, a]), (s1, [c, b])]
 

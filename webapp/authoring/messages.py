@@ -57,9 +57,42 @@ def section_placed(section_id: int, verb: str = "moved to") -> Say:
     return say
 
 
-def order_saved(o) -> str:
-    n, m = len(o.sections), o.block_count
-    return f"New order saved: {n} section{'s' * (n != 1)}, {m} block{'s' * (m != 1)}"
+def order_of(o) -> list:
+    """The outline's order in the form ``blocks.parse_order`` reads: [[section, [blocks]]…]."""
+    return [[section.id, [row.id for row in o.blocks_of(section)]] for section in o.sections]
+
+
+def _moved(before: list, after: list):
+    """The one item dragged from ``before`` to ``after`` (lists), or None."""
+    if before == after:
+        return None
+    for item in before:
+        if [x for x in before if x != item] == [x for x in after if x != item]:
+            return item
+    return None
+
+
+def reordered(before: list, after: list) -> Say:
+    """After drag and drop: where the dragged section or block landed, like its menu's moves."""
+    section = _moved([s for s, _ in before], [s for s, _ in after])
+    # Sections and blocks in one row of tokens, so a block dragged over a section's edge
+    # (from the end of one to the start of the next) is seen to move too.
+    tokens = [
+        [token for s, blocks in order for token in (("s", s), *(("b", b) for b in blocks))]
+        for order in (before, after)
+    ]
+    block = _moved(*tokens) if section is None else None
+    block = block if block is None or block[0] == "b" else None
+
+    def say(o) -> str:
+        if section is not None:
+            return section_placed(section)(o)
+        if block is not None:
+            return block_placed(block[1])(o)
+        n, m = len(o.sections), o.block_count
+        return f"Order saved: {n} section{'s' * (n != 1)}, {m} block{'s' * (m != 1)}"
+
+    return say
 
 
 def field_saved(kind: str, name: str, row) -> str:

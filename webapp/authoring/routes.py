@@ -275,12 +275,14 @@ def reorder(course_id: int):
     if (request.content_length or 0) > block_svc.ORDER_MAX_BYTES + 4096:
         abort(413)
     try:
-        block_svc.reorder(course, block_svc.parse_order(request.form.get("order")))
+        order = block_svc.parse_order(request.form.get("order"))
+        before = say.order_of(svc.outline(course, _me()))  # to say what was dragged where
+        block_svc.reorder(course, order)
     except Invalid as exc:
         return _outline_done(course, exc.message, status=422)
     except Conflict as exc:
         return _outline_done(course, exc.message, status=409)
-    return _outline_done(course, say.order_saved)
+    return _outline_done(course, say.reordered(before, order))
 
 
 # --- sections --------------------------------------------------------------------------------
