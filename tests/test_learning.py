@@ -156,7 +156,7 @@ def test_catalogue_search_by_title_or_teacher_as_fragment(client, teacher, other
     assert 'id="catalogue-results"' in body and "Rust for beginners" in body
     assert "Cooking" not in body
     assert "HX-Target" in resp.headers["Vary"]
-    assert json.loads(resp.headers["HX-Trigger"]) == {"announce": "1 course found"}
+    assert json.loads(resp.headers["HX-Trigger"]) == {"announce": "1 course found for “rust”"}
     body = client.get("/courses?q=lovelace", headers=HX_RESULTS).get_data(as_text=True)
     assert "Cooking" in body and "Rust" not in body
     # The same URL without the htmx target is the whole page (bookmarks, Back).
@@ -623,7 +623,7 @@ def test_mark_complete_over_htmx_updates_everything_in_one_response(client, stud
     assert 'max="6" value="1"' in body and "16%" in body
     assert '<nav id="block-nav"' in body and 'class="button next" rel="next"' in body
     assert json.loads(resp.headers["HX-Trigger"]) == {
-        "announce": "Marked complete. Course progress 16% (1 of 6 blocks)."
+        "announce": f"{lesson.title} marked complete. Course progress 16% (1 of 6 blocks)."
     }
     assert "HX-Target" in resp.headers["Vary"]
     [row] = completions(student)
@@ -777,7 +777,9 @@ def test_edit_after_grading_keeps_the_grade_and_shows_it_changed(client, student
         headers=HX_COMPLETION,
     )
     assert resp.status_code == 200
-    assert json.loads(resp.headers["HX-Trigger"]) == {"announce": "Your work is updated."}
+    assert json.loads(resp.headers["HX-Trigger"]) == {
+        "announce": f"Your work for {assignment.title} is updated."
+    }
     db.session.expire_all()
     after = db.session.get(CompletedContentBlock, row.id)
     assert (after.url, after.feedback) == ("https://example.com/b", "v2")
@@ -852,7 +854,10 @@ def test_undo_over_htmx(client, student, course):
         in body
     )
     assert 'value="0"' in body
-    assert json.loads(resp.headers["HX-Trigger"])["announce"].startswith("Marked not done.")
+    announced = json.loads(resp.headers["HX-Trigger"])["announce"]
+    assert announced.startswith(f"{lesson.title} marked not done.")
+    # Focus goes to the new Mark complete button (the Undo button it was on is gone).
+    assert ">Mark complete</button>" in body and '<button type="submit" data-autofocus>' in body
     assert completions(student) == []
     # undoing twice is harmless
     assert client.post(block_url(course, lesson, "/undo")).status_code == 303
