@@ -142,9 +142,10 @@ MEASURE = """() => {
   if (doc.scrollWidth > vw) {
     for (const el of document.body.querySelectorAll('*')) {
       const r = el.getBoundingClientRect();
+      const cls = el.className && el.className.baseVal === undefined ?
+        '.' + String(el.className).trim().split(/\\s+/).join('.') : '';
       if (r.right > vw + 1 && r.width > 0) wide.push(el.tagName.toLowerCase() +
-        (el.id ? '#' + el.id : '') + (el.className && el.className.baseVal === undefined ?
-        '.' + String(el.className).trim().split(/\\s+/).join('.') : '') + ' ' + Math.round(r.right));
+        (el.id ? '#' + el.id : '') + cls + ' ' + Math.round(r.right));
     }
   }
   const scrollers = [];
