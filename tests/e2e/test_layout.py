@@ -280,3 +280,23 @@ def test_status_region_is_rendered_while_empty(live_server, page, school):
     page.get_by_label("Search by course title or teacher").press_sequentially("garden")
     page.wait_for_function("() => document.getElementById('status').textContent.includes('found')")
     assert status.inner_text() == "1 course found for “garden”"
+
+
+def test_gradebook_with_a_cell_editor_open_fits(live_server, browser, school):
+    """The issue measured 855 px at 390 with a grade being edited in the table: the editor opens
+    inside the table, which scrolls in its region; the page stays as wide as the screen."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        log_in(page, live_server, school["teacher"])
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 800})
+            page.goto(f"{live_server}/teach/courses/{school['course'].id}/gradebook")
+            page.wait_for_function("() => window.htmx !== undefined")
+            page.locator("#gradebook-table td[id^='cell-'] > a").first.focus()
+            page.keyboard.press("Enter")
+            page.locator("#gradebook-table .cell-form input[type=number]").wait_for()
+            m = page.evaluate(MEASURE)
+            assert m["scrollWidth"] <= m["width"], (width, m["scrollWidth"], m["wide"])
+    finally:
+        context.close()
