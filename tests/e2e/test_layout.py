@@ -16,6 +16,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PASSWORD, make_user
+from tests.e2e.conftest import PageWatch
 from webapp.extensions import db
 from webapp.models import (
     CompletedContentBlock,
@@ -170,11 +171,14 @@ def test_every_page_fits_the_screen(live_server, browser, school, role):
     try:
         if role != "anonymous":
             log_in(page, live_server, school[role])
-        too_wide, unreachable = [], []
+        too_wide, unreachable, violations = [], [], []
+        watch = PageWatch(page)
         for path in pages(school)[role]:
             for width in WIDTHS:
                 page.set_viewport_size({"width": width, "height": 800})
                 page.goto(live_server + path)
+                if width == 390:  # axe-clean too, at a phone's width
+                    violations += [(path, v) for v in watch.axe()]
                 m = page.evaluate(MEASURE)
                 if m["scrollWidth"] > m["width"]:
                     too_wide.append((path, width, m["scrollWidth"], m["wide"]))
@@ -183,6 +187,7 @@ def test_every_page_fits_the_screen(live_server, browser, school, role):
                         unreachable.append((path, width, s))
         assert not too_wide, "wider than the screen:\n" + "\n".join(map(str, too_wide))
         assert not unreachable, "scrolls, unreachable:\n" + "\n".join(map(str, unreachable))
+        assert not violations, "axe:\n" + "\n".join(map(str, violations))
     finally:
         context.close()
 
