@@ -156,7 +156,7 @@ def test_catalogue_search_by_title_or_teacher_as_fragment(client, teacher, other
     assert 'id="catalogue-results"' in body and "Rust for beginners" in body
     assert "Cooking" not in body
     assert "HX-Target" in resp.headers["Vary"]
-    assert json.loads(resp.headers["HX-Trigger"]) == {"announce": "1 course found"}
+    assert json.loads(resp.headers["HX-Trigger"]) == {"announce": "1 course found for “rust”"}
     body = client.get("/courses?q=lovelace", headers=HX_RESULTS).get_data(as_text=True)
     assert "Cooking" in body and "Rust" not in body
     # The same URL without the htmx target is the whole page (bookmarks, Back).
@@ -519,6 +519,45 @@ def test_block_page_for_enrolled_student(client, student, course):
     assert enrolment_of(student, course).last_block_id == block.id
 
 
+def test_lesson_page_shows_its_title_once(client, student, course):
+    """A lesson whose Markdown starts with its own title as a heading (as the demo's and
+    many imported lessons do) shows that title in one heading: the page's <h1>."""
+    from html.parser import HTMLParser
+
+    block = blocks_of(course)[0]
+    block.title = "Welcome"
+    block.content = "# Welcome\n\nThis course teaches **Python**.\n\n# Before you start"
+    db.session.commit()
+    enrol(student, course)
+    login_as(client, student)
+    resp = client.get(block_url(course, block))
+    assert resp.status_code == 200
+
+    class Headings(HTMLParser):
+        found: list[tuple[str, str]] = []
+        tag: str | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+                self.tag = tag
+                self.found.append((tag, ""))
+
+        def handle_endtag(self, tag):
+            if tag == self.tag:
+                self.tag = None
+
+        def handle_data(self, data):
+            if self.tag:
+                self.found[-1] = (self.tag, self.found[-1][1] + data)
+
+    parser = Headings()
+    parser.feed(resp.get_data(as_text=True))
+    headings = [(tag, text.strip()) for tag, text in parser.found]
+    assert [h for h in headings if h[1] == "Welcome"] == [("h1", "Welcome")]
+    assert [h for h in headings if h[0] == "h1"] == [("h1", "Welcome")]
+    assert ("h2", "Before you start") in headings  # the lesson's own heading, one level down
+
+
 def test_block_of_another_course_is_404(client, student, course, teacher):
     other = make_course(teacher, title="Other")
     enrol(student, course)
@@ -584,7 +623,7 @@ def test_mark_complete_over_htmx_updates_everything_in_one_response(client, stud
     assert 'max="6" value="1"' in body and "16%" in body
     assert '<nav id="block-nav"' in body and 'class="button next" rel="next"' in body
     assert json.loads(resp.headers["HX-Trigger"]) == {
-        "announce": "Marked complete. Course progress 16% (1 of 6 blocks)."
+        "announce": f"{lesson.title} marked complete. Course progress 16% (1 of 6 blocks)."
     }
     assert "HX-Target" in resp.headers["Vary"]
     [row] = completions(student)
@@ -738,7 +777,9 @@ def test_edit_after_grading_keeps_the_grade_and_shows_it_changed(client, student
         headers=HX_COMPLETION,
     )
     assert resp.status_code == 200
-    assert json.loads(resp.headers["HX-Trigger"]) == {"announce": "Your work is updated."}
+    assert json.loads(resp.headers["HX-Trigger"]) == {
+        "announce": f"Your work for {assignment.title} is updated."
+    }
     db.session.expire_all()
     after = db.session.get(CompletedContentBlock, row.id)
     assert (after.url, after.feedback) == ("https://example.com/b", "v2")
@@ -813,7 +854,10 @@ def test_undo_over_htmx(client, student, course):
         in body
     )
     assert 'value="0"' in body
-    assert json.loads(resp.headers["HX-Trigger"])["announce"].startswith("Marked not done.")
+    announced = json.loads(resp.headers["HX-Trigger"])["announce"]
+    assert announced.startswith(f"{lesson.title} marked not done.")
+    # Focus goes to the new Mark complete button (the Undo button it was on is gone).
+    assert ">Mark complete</button>" in body and '<button type="submit" data-autofocus>' in body
     assert completions(student) == []
     # undoing twice is harmless
     assert client.post(block_url(course, lesson, "/undo")).status_code == 303

@@ -25,9 +25,17 @@ def elements(html: str) -> list[tuple[str, dict]]:
 def test_renders_commonmark():
     html = render_markdown("# Title\n\nSome *em* and **strong**, `code`.\n\n- one\n- two\n")
     assert isinstance(html, Markup)
-    assert "<h1>Title</h1>" in html
+    assert "<h2>Title</h2>" in html  # under the page's own <h1>
     assert "<em>em</em>" in html and "<strong>strong</strong>" in html
     assert "<code>code</code>" in html and "<li>one</li>" in html
+
+
+def test_headings_sit_under_the_page_title_which_is_not_repeated():
+    html = render_markdown("# Welcome\n\nHello.\n\n## Next\n\n###### Six", title=" welcome ")
+    assert "Welcome" not in html  # the page's <h1> already says it
+    assert "<h3>Next</h3>" in html and "<h6>Six</h6>" in html and "<h1>" not in html
+    other = render_markdown("# Before you start\n\nHello.", title="Welcome")
+    assert "<h2>Before you start</h2>" in other  # a different first heading stays
 
 
 def test_empty_is_empty():

@@ -119,7 +119,9 @@ def test_end_one_session_with_htmx_removes_the_row(app, store_kind, student):
         headers={"HX-Request": "true", "HX-Target": f"session-{sid}"},
     )
     assert resp.status_code == 200 and resp.get_data() == b""
-    assert "Session ended" in resp.headers["HX-Trigger"]
+    # It names the session that ended (its device and address), as its row did.
+    announced = json.loads(resp.headers["HX-Trigger"])["announce"]
+    assert announced.startswith("Session ended: ") and " from " in announced, announced
     assert len(sessions.store().list_for_user(student.id)) == 1
 
 

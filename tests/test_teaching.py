@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -431,7 +432,9 @@ def test_enrol_by_pasting_addresses_reports_one_line_each(client, course, teache
         assert f'<span class="address">{address}</span>: {result}</li>' in html
     assert html.count('<span class="address">') == 6  # the repeated address is reported once
     assert 'id="roster-table" hx-swap-oob="true"' in html  # the roster updates too
-    assert "1 enrolled" in resp.headers["HX-Trigger"]
+    assert json.loads(resp.headers["HX-Trigger"])["announce"].startswith(
+        f"1 student enrolled in {course.title}; "
+    )
     enrolled = db.session.scalars(
         select(StudentCourse.student_id).where(StudentCourse.course_id == course.id)
     ).all()
@@ -475,7 +478,7 @@ def test_enrol_refuses_more_than_200_addresses_at_once(client, course, teacher):
     assert "At most 200 addresses at a time (this paste has 201)" in resp.text
     assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 0
     resp = client.post(url, data={"emails": _addresses(200)}, headers={**HX, "HX-Target": "enrol"})
-    assert resp.status_code == 200 and "1 enrolled" in resp.headers["HX-Trigger"]
+    assert resp.status_code == 200 and "1 student enrolled in" in resp.headers["HX-Trigger"]
 
 
 def test_enrol_budget_counts_addresses_per_teacher(client, course, teacher, other_teacher):
@@ -501,7 +504,7 @@ def test_enrol_budget_counts_addresses_per_teacher(client, course, teacher, othe
     resp = client.post(
         f"/teach/courses/{theirs.id}/students", data={"emails": "late@example.com"}, headers=hx
     )
-    assert resp.status_code == 200 and "1 enrolled" in resp.headers["HX-Trigger"]
+    assert resp.status_code == 200 and "1 student enrolled in" in resp.headers["HX-Trigger"]
 
 
 def test_enrol_twice_is_safe(client, course, teacher):

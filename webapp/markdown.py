@@ -50,8 +50,33 @@ def _clean(html: str) -> str:
     )
 
 
-def render_markdown(text: str | None) -> Markup:
-    """Render Markdown to sanitised HTML (safe to output unescaped)."""
+def _plain(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _fit_under_page_title(tokens: list, title: str | None) -> list:
+    """Markdown always sits under the page's own <h1> (a course's, a block's): its headings
+    go one level down (# is an <h2>), and a first heading that only repeats ``title`` is
+    dropped, so the page shows its title once."""
+    if (
+        title
+        and len(tokens) >= 3
+        and tokens[0].type == "heading_open"
+        and _plain(tokens[1].content) == _plain(title)
+    ):
+        tokens = tokens[3:]
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close") and token.tag != "h6":
+            token.tag = f"h{int(token.tag[1]) + 1}"
+    return tokens
+
+
+def render_markdown(text: str | None, title: str | None = None) -> Markup:
+    """Render Markdown to sanitised HTML (safe to output unescaped), its headings under the
+    page's title (see ``_fit_under_page_title``)."""
     if not text:
         return Markup("")
-    return Markup(_clean(_md.render(text)))  # noqa: S704 - sanitised by nh3 just above
+    env: dict = {}
+    tokens = _fit_under_page_title(_md.parse(text, env), title)
+    html = _md.renderer.render(tokens, _md.options, env)
+    return Markup(_clean(html))  # noqa: S704 - sanitised by nh3 just above

@@ -106,6 +106,42 @@
     }
   });
 
+  // Disclosure menus (<details class="menu">: a row's other actions). Without this file they
+  // are plain <details>. Here: aria-expanded on the summary, one menu open at a time, Escape
+  // closes the innermost open part (a confirmation inside the menu, then the menu) and gives
+  // focus back to its summary, and a click elsewhere closes the menu.
+  function markMenus(root) {
+    if (!root.querySelectorAll) return;
+    root.querySelectorAll("details.menu > summary").forEach(function (summary) {
+      summary.setAttribute("aria-expanded", summary.parentNode.open ? "true" : "false");
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { markMenus(document); });
+  document.addEventListener("htmx:load", function (evt) { markMenus(evt.detail.elt); });
+  document.addEventListener("toggle", function (evt) {
+    var menu = evt.target;
+    if (!menu.matches || !menu.matches("details.menu")) return;
+    var summary = menu.querySelector(":scope > summary");
+    if (summary) summary.setAttribute("aria-expanded", menu.open ? "true" : "false");
+    if (!menu.open) return;
+    document.querySelectorAll("details.menu[open]").forEach(function (other) {
+      if (other !== menu && !other.contains(menu)) other.open = false;
+    });
+  }, true);
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Escape" || !evt.target.closest) return;
+    var open = evt.target.closest("details[open]");
+    if (!open || !open.closest("details.menu")) return;
+    evt.preventDefault();
+    open.open = false;
+    open.querySelector(":scope > summary").focus();
+  });
+  document.addEventListener("click", function (evt) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (!menu.contains(evt.target)) menu.open = false;
+    });
+  });
+
   // Confirm dialogs declared in markup (data-confirm) for plain forms too.
   document.addEventListener("submit", function (evt) {
     var form = evt.target;

@@ -149,7 +149,7 @@ def test_ending_a_session_by_keyboard_keeps_focus_on_the_page(live_server, page,
     end.focus()
     page.keyboard.press("Enter")
     expect(rows).to_have_count(1)
-    expect(page.locator("#status")).to_contain_text("Session ended.")
+    expect(page.locator("#status")).to_contain_text("Session ended: Firefox on Windows from ")
     # The removed row took the focused button with it: focus lands on <main>, not <body>.
     page.wait_for_function("() => document.activeElement && document.activeElement.id === 'main'")
     checked(page, "accounts-session-ended")

@@ -69,7 +69,7 @@ def test_teacher_builds_and_publishes_a_course(live_server, page, app):
     title_input.fill("Web basics for beginners")
     title_input.press("Enter")
     expect(page.locator("#course-title h1")).to_have_text("Web basics for beginners")
-    expect(page.locator("#status")).to_contain_text("Saved")
+    expect(page.locator("#status")).to_contain_text("Course title saved: Web basics for beginners")
     # Escape cancels without saving.
     edit_title = page.locator("#course-title [data-inplace-edit]")
     expect(edit_title).to_be_focused()  # focus comes back to the Edit button
@@ -81,31 +81,59 @@ def test_teacher_builds_and_publishes_a_course(live_server, page, app):
     expect(page.locator("#course-title h1")).to_have_text("Web basics for beginners")
     expect(edit_title).to_be_focused()
 
-    # Reorder by keyboard: "What is HTML" moves up twice, focus staying on its Up button.
+    # A row shows its type, its title and one Edit; the rest is in its "More" menu.
     lesson = first.locator(".block", has_text="What is HTML")
-    lesson.get_by_role("button", name=re.compile("^↑ Up")).focus()
+    row_controls = lesson.locator(".block-actions > a, .block-actions > button")
+    expect(row_controls).to_have_text(["Edit block What is HTML"])
+    more = lesson.locator("details.menu > summary")
+    expect(more).to_have_attribute("aria-expanded", "false")
+    # Reorder by keyboard: open the menu, Move up, and the menu comes back open with focus on
+    # Move up; Escape closes it and focus returns to "More".
+    more.focus()
+    page.keyboard.press("Enter")
+    expect(more).to_have_attribute("aria-expanded", "true")
+    page.watch.shot("authoring-row-menu")
+    page.keyboard.press("Tab")
+    expect(lesson.get_by_role("button", name="↑ Move up")).to_be_focused()
     page.keyboard.press("Enter")
     expect(first.locator(".block-title").first).to_have_text("What is HTML")
+    expect(page.locator("#status")).to_contain_text(
+        "What is HTML moved to position 1 in Getting started"
+    )
     lesson = first.locator(".block", has_text="What is HTML")
-    expect(lesson.get_by_role("button", name=re.compile("^↑ Up"))).to_be_focused()
+    expect(lesson.get_by_role("button", name="↑ Move up")).to_be_focused()
+    page.keyboard.press("Escape")
+    more = lesson.locator("details.menu > summary")
+    expect(more).to_be_focused()
+    expect(more).to_have_attribute("aria-expanded", "false")
+    expect(lesson.get_by_role("button", name="↑ Move up")).to_be_hidden()
     # Down past the end of the section moves a block into the next one.
     video = page.locator(".section").nth(0).locator(".block", has_text="Reading list")
-    video.get_by_role("button", name=re.compile("^↓ Down")).focus()
-    page.keyboard.press("Enter")
+    video.locator("details.menu > summary").click()
+    video.get_by_role("button", name="↓ Move down").click()
     expect(page.locator(".section").nth(1).locator(".block-title").first).to_have_text(
         "Reading list"
     )
+    expect(page.locator("#status")).to_contain_text(
+        "Reading list moved to position 1 in Going further"
+    )
+    # Duplicate: the copy comes right after the block, its Edit focused.
+    lesson = page.locator(".block", has_text="What is HTML")
+    lesson.locator("details.menu > summary").click()
+    lesson.get_by_role("button", name="Duplicate").click()
+    copy = page.locator(".block", has_text="Copy of What is HTML")
+    expect(copy.get_by_role("link", name="Edit block Copy of What is HTML")).to_be_focused()
+    expect(page.locator("#status")).to_contain_text("Copy of What is HTML added at position 2")
 
     # Preview Markdown while writing the lesson, then save it.
-    block = page.locator(".block", has_text="What is HTML")
-    block.get_by_role("link", name=re.compile("^Edit")).click()
+    page.get_by_role("link", name="Edit block What is HTML", exact=True).click()
     editor = page.locator(".block-form")
     expect(editor.get_by_label("Title")).to_be_focused()  # swapped in and settled
     expect(editor.get_by_label("URL")).to_be_hidden()  # a lesson has no URL
     editor.get_by_label("Content").fill("## Tags\n\nHTML is made of **elements**.")
     preview = editor.locator(".preview .prose")
     expect(preview.locator("strong")).to_have_text("elements")
-    expect(preview.locator("h2")).to_have_text("Tags")
+    expect(preview.locator("h3")).to_have_text("Tags")  # as students see it: under the h1, h2
     page.watch.shot("authoring-block-editor")
     assert page.watch.axe() == []  # with an inline editor open, too
     editor.get_by_role("button", name="Save block").click()
@@ -126,7 +154,8 @@ def test_teacher_builds_and_publishes_a_course(live_server, page, app):
 
     # "Move to…" chooser: pick the section by keyboard, the block lands at its end.
     intro = page.locator(".block", has_text="Intro video")
-    intro.get_by_role("link", name=re.compile("^Move to")).click()
+    intro.locator("details.menu > summary").click()
+    intro.get_by_role("link", name="Move to section…").click()
     chooser = page.get_by_label(re.compile("Move “Intro video” to the end of"))
     expect(chooser).to_be_focused()
     assert page.watch.axe() == []
@@ -136,10 +165,20 @@ def test_teacher_builds_and_publishes_a_course(live_server, page, app):
 
     # Deleting asks first and says what would be lost.
     block = page.locator(".block", has_text="Check yourself")
-    block.locator("summary").click()
+    block.locator("details.menu > summary").click()
+    block.locator("summary", has_text="Delete…").click()
     expect(block.locator(".confirm-body")).to_contain_text("0 student completions")
     assert page.watch.axe() == []
-    block.locator("summary").click()  # closed again, nothing deleted
+    page.keyboard.press("Escape")  # the confirmation closes, then the menu: nothing deleted
+    expect(block.locator(".confirm-body")).to_be_hidden()
+    page.keyboard.press("Escape")
+    expect(block.locator("details.menu > summary")).to_be_focused()
+    # The copy goes again (through its confirmation).
+    copy = page.locator(".block", has_text="Copy of What is HTML")
+    copy.locator("details.menu > summary").click()
+    copy.locator("summary", has_text="Delete…").click()
+    copy.get_by_role("button", name="Delete block").click()
+    expect(page.locator(".block", has_text="Copy of What is HTML")).to_have_count(0)
 
     # Collapse the second section; the state is kept on the server.
     second = page.locator(".section").nth(1)
@@ -200,7 +239,7 @@ def test_drag_and_drop_saves_the_order_and_a_stale_one_is_refused(live_server, p
     first = page.locator(".block", has_text="Block 1.1")
     target = page.locator(".block", has_text="Block 2.2")
     first.locator(".block-handle").drag_to(target)
-    expect(page.locator("#status")).to_contain_text("Order saved")
+    expect(page.locator("#status")).to_contain_text("moved to position")
     after = order()
     assert after[0] == ("Section 1", ["Block 1.2"])
     assert sorted(after[1][1]) == ["Block 1.1", "Block 2.1", "Block 2.2"]
@@ -362,9 +401,12 @@ def test_every_action_works_without_javascript(live_server, browser, app):
         )
 
         # Move up, move to the other section, collapse and expand.
-        page.get_by_role("button", name=re.compile("move block Notes up")).click()
+        page.locator(".block", has_text="Notes").locator("details.menu > summary").click()
+        page.get_by_role("button", name="↑ Move up").click()
+        page.wait_for_url(editor + "#block-*")
         expect(page.locator(".section").nth(0).locator(".block-title").first).to_have_text("Notes")
-        page.get_by_role("link", name="Move to… (block Clip)").click()
+        page.locator(".block", has_text="Clip").locator("details.menu > summary").click()
+        page.get_by_role("link", name="Move to section…").click()
         page.get_by_label("Move “Clip” to the end of").select_option(label="2. Second")
         page.get_by_role("button", name="Move", exact=True).click()
         expect(page.locator(".section").nth(1).locator(".block-title")).to_have_text(["Clip"])
@@ -376,10 +418,13 @@ def test_every_action_works_without_javascript(live_server, browser, app):
         expect(page.locator("#publish .badge")).to_have_text("Published")
 
         # Delete a block and a section, each after its confirmation.
-        page.locator("summary", has_text="Delete… block Notes").click()
+        page.locator(".block", has_text="Notes").locator("details.menu > summary").click()
+        page.locator("#outline summary", has_text="Delete…").first.click()
         page.get_by_role("button", name="Delete block").click()
         expect(page.locator(".block-title", has_text="Notes")).to_have_count(0)
-        page.locator("summary", has_text="Delete… section Second").click()
+        second = page.locator(".section", has_text="Second")
+        second.locator(".section-head details.menu > summary").click()
+        second.locator("summary", has_text="Delete section…").click()
         page.get_by_role("button", name="Delete section").click()
         expect(page.locator(".section")).to_have_count(1)
         assert db.session.query(Section).count() == 1

@@ -85,7 +85,7 @@ def test_student_takes_a_course(live_server, page, journey_data):
     page.get_by_label("Search by course title or teacher").press_sequentially("access")
     expect(page.locator("#catalogue-results tbody tr")).to_have_count(1)
     expect(page).to_have_url(re.compile(r"/courses\?q=access$"))
-    expect(page.locator("#status")).to_contain_text("1 course found")
+    expect(page.locator("#status")).to_contain_text("1 course found for “access”")
     page.watch.shot("learning-catalogue-search")
     no_violations(page)
     # Back returns to the unfiltered list; Forward to the search.
@@ -113,11 +113,20 @@ def test_student_takes_a_course(live_server, page, journey_data):
     expect(page.get_by_label("Course progress")).to_have_attribute("value", "1")
     expect(page.locator("#course-progress")).to_contain_text("25%")
     expect(page.locator(".outline-block.current .tick")).to_have_text("✓")
-    expect(page.locator("#status")).to_contain_text("Marked complete. Course progress 25%")
+    expect(page.locator("#status")).to_contain_text("Welcome marked complete. Course progress 25%")
     expect(page.locator("#block-nav a[rel=next]")).not_to_have_class(re.compile("secondary"))
     assert page.evaluate("() => window.__sameDocument === true")
     page.watch.shot("learning-lesson-completed")
     no_violations(page)
+    # Undo by keyboard: focus goes to the new "Mark complete" (it fell to <body> before, issue
+    # 16 item 4), so Enter marks it complete again.
+    page.get_by_role("button", name="Undo completion").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Mark complete")).to_be_focused()
+    expect(page.locator("#status")).to_contain_text("Welcome marked not done. Course progress 0%")
+    page.keyboard.press("Enter")
+    expect(page.locator("#completion")).to_contain_text("Completed")
+    expect(page.locator("#course-progress")).to_contain_text("25%")
 
     # Submit the assignment's url; a bad one first.
     page.locator("#block-nav a[rel=next]").click()

@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 
 from .. import htmx, limits, sessions, tokens
 from ..extensions import client_ip
+from ..filters import device
 from ..services import Invalid, NotFound, accounts, profile
 from . import bp
 from .forms import ChangeEmailForm, ChangePasswordForm, ConfirmForm, DeleteAccountForm, NameForm
@@ -189,14 +190,15 @@ def sessions_page():
 @login_required
 def end_session(sid: str):
     try:
-        profile.end_session(current_user, sid, sessions.current_jti(), client_ip())
+        info = profile.end_session(current_user, sid, sessions.current_jti(), client_ip())
     except (NotFound, Invalid) as exc:
-        message = exc.message
+        message, category = exc.message, "info"
     else:
-        message = "Session ended."
+        where = f"{device(info.user_agent)} from {info.ip or 'an unknown address'}"
+        message, category = f"Session ended: {where}.", "success"
     if htmx.targets(f"session-{sid}"):
         return htmx.announce(make_response("", 200), message)  # the row goes
-    flash(message, "success" if message == "Session ended." else "info")
+    flash(message, category)
     return redirect(url_for("auth.sessions"), code=303)
 
 

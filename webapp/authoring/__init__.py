@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("authoring", __name__)
 
-from . import routes  # noqa: E402,F401 - registers the views
+from . import block_routes, routes  # noqa: E402,F401 - registers the views

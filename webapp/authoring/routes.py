@@ -27,6 +27,7 @@ from ..services import blocks as block_svc
 from ..services import courses as svc
 from ..services.dashboard import teacher_dashboard
 from . import bp
+from . import messages as say
 from .forms import (
     BlockForm,
     CourseDescriptionForm,
@@ -110,14 +111,17 @@ def _editor_page(course, status: int = 200, **ctx):
     return make_response(html, status)
 
 
-def _outline_done(course, message: str, focus: str | None = None, status: int = 200):
-    """After a change of the structure: the outline for htmx, back to the editor otherwise."""
+def _outline_done(course, message, focus: str | None = None, status: int = 200):
+    """After a change of the structure: the outline for htmx, back to the editor otherwise.
+    ``message`` is the text, or a function of the new outline that writes it (``messages``)."""
+    o = svc.outline(course, _me()) if callable(message) or htmx.targets("outline") else None
+    message = message(o) if callable(message) else message
     if not htmx.targets("outline"):
         flash(message, "error" if status >= 400 else "success")
         return htmx.hx_redirect(_editor_url(course.id, _anchor(focus)))
     return htmx.answer(
         "authoring/partials/outline.html", status=status, message=message,
-        o=svc.outline(course, _me()), course=course, can_edit=True, edit="", edit_form=None,
+        o=o, course=course, can_edit=True, edit="", edit_form=None,
         focus=focus, **_forms_ctx(),
     )  # fmt: skip
 
@@ -218,7 +222,9 @@ def field(kind: str, row_id: int, name: str):
     return htmx.answer(
         FIELD, redirect_to=_editor_url(course_id, key), ids=(key,),
         status=422 if form.errors else 200,
-        message="Not saved: " + " ".join(getattr(form, name).errors) if form.errors else "Saved",
+        message=f"{kind.capitalize()} {name} not saved: " + " ".join(getattr(form, name).errors)
+        if form.errors
+        else say.field_saved(kind, name, ctx["row"]),
         form=form if form.errors else None, hx_target=htmx.target(), **ctx,
     )  # fmt: skip
 
@@ -269,12 +275,14 @@ def reorder(course_id: int):
     if (request.content_length or 0) > block_svc.ORDER_MAX_BYTES + 4096:
         abort(413)
     try:
-        block_svc.reorder(course, block_svc.parse_order(request.form.get("order")))
+        order = block_svc.parse_order(request.form.get("order"))
+        before = say.order_of(svc.outline(course, _me()))  # to say what was dragged where
+        block_svc.reorder(course, order)
     except Invalid as exc:
         return _outline_done(course, exc.message, status=422)
     except Conflict as exc:
         return _outline_done(course, exc.message, status=409)
-    return _outline_done(course, "Order saved")
+    return _outline_done(course, say.reordered(before, order))
 
 
 # --- sections --------------------------------------------------------------------------------
@@ -291,7 +299,8 @@ def add_section(course_id: int):
         except Invalid as exc:
             _form_errors(form, exc)
         else:
-            return _outline_done(course, "Section added", focus=f"section-{section.id}-title")
+            added = say.section_placed(section.id, "added at")
+            return _outline_done(course, added, focus=f"section-{section.id}-title")
     return _add_failed(
         course, "add-section", "authoring/partials/add_section.html", form,
         {"new_section_form": form}, course=course, new_section_form=form,
@@ -325,7 +334,9 @@ def move_section(section_id: int):
         svc.move_section(section, direction)
     except Invalid:
         abort(400)
-    return _outline_done(section.course, "Section moved", focus=f"section-{section_id}-{direction}")
+    return _outline_done(
+        section.course, say.section_placed(section_id), focus=f"section-{section_id}-{direction}"
+    )
 
 
 @bp.post("/teach/sections/<int:section_id>/delete")
@@ -335,115 +346,3 @@ def delete_section(section_id: int):
     course, title = section.course, section.title
     svc.delete_section(section)
     return _outline_done(course, f"Deleted the section “{title}”.", focus="add-section")
-
-
-# --- blocks ----------------------------------------------------------------------------------
-
-
-@bp.post("/teach/sections/<int:section_id>/blocks")
-@login_required
-def add_block(section_id: int):
-    section = access.section_for_owner(section_id, _me())
-    course = section.course
-    form = NewBlockForm(prefix=f"new-block-{section_id}")
-    if form.validate_on_submit():
-        try:
-            block = block_svc.add_block(section, form.title.data, form.type.data, url=form.url.data)
-        except Invalid as exc:
-            _form_errors(form, exc)
-        else:
-            # A video or link needs its URL: open the new block's editor straight away.
-            return _outline_done(course, "Block added", focus=f"block-{block.id}-edit")
-    key = f"add-block-{section_id}"
-    return _add_failed(
-        course, key, "authoring/partials/add_block.html", form,
-        {"edit": key, "edit_form": form}, section=section, form=form,
-    )  # fmt: skip
-
-
-def _block_partial(block, course_id: int, status=200, message=None, form=None):
-    """One block alone: its row (``block``: a row from ``courses.block_row`` or
-    ``blocks.update_block``, with its completions) or its form (``block``: the guarded block)."""
-    return htmx.answer(
-        "authoring/partials/block.html", status=status, message=message, course_id=course_id,
-        block=block, can_edit=True, form=form, hx_target=htmx.target(),
-    )  # fmt: skip
-
-
-@bp.route("/teach/blocks/<int:block_id>", methods=["GET", "POST"])
-@login_required
-def block(block_id: int):
-    """A block's inline editor: GET ?edit=1 the form, GET the summary, POST saves."""
-    block = access.block_for_owner(block_id, _me())
-    key = f"block-{block_id}"
-    form = BlockForm(prefix=key)
-    if request.method == "GET":
-        if not htmx.targets(key):
-            return redirect(_editor_url(block.section.course_id, key, edit=_edit_arg(key)))
-        if "edit" in request.args:
-            form.process(obj=block)
-            return _block_partial(block, block.section.course_id, form=form)
-        row = svc.block_row(block)
-        return _block_partial(row, row.course_id)
-    row = None
-    if form.validate_on_submit():
-        try:
-            row = block_svc.update_block(
-                block, form.title.data, form.type.data, form.url.data, form.content.data,
-                form.description.data,
-            )  # fmt: skip
-        except Invalid as exc:
-            _form_errors(form, exc)
-    if row is None and htmx.targets(key):
-        message = "Not saved: " + _first_error(form)
-        return _block_partial(block, block.section.course_id, 422, message, form=form)
-    if row is None:
-        return _editor_page(block.section.course, 422, edit=key, edit_form=form)
-    if htmx.targets(key):
-        return _block_partial(row, row.course_id, message="Saved")
-    return htmx.hx_redirect(_editor_url(row.course_id, key))
-
-
-@bp.route("/teach/blocks/<int:block_id>/move", methods=["GET", "POST"])
-@login_required
-def move_block(block_id: int):
-    """Up/Down (``direction``) or to the end of another section (``section_id``)."""
-    block = access.block_for_owner(block_id, _me())
-    course = block.section.course
-    key = f"block-{block_id}"
-    if request.method == "GET":  # the "Move to section" chooser
-        return htmx.answer(
-            "authoring/partials/move_block.html", page="authoring/move_block.html", ids=(key,),
-            sections=svc.sections_of(course.id), course=course, block=block,
-        )  # fmt: skip
-    if "section_id" in request.form:
-        # The guard parses the id: anything but one of your sections is a 404.
-        target = access.section_for_owner(request.form["section_id"], _me())
-        block_svc.move_block_to_section(block, target)
-        focus = f"{key}-edit"
-    else:
-        direction = request.form.get("direction", "")
-        try:
-            block_svc.move_block(block, direction)
-        except Invalid:
-            abort(400)
-        focus = f"{key}-{direction}"
-    return _outline_done(course, "Block moved", focus=focus)
-
-
-@bp.post("/teach/blocks/<int:block_id>/delete")
-@login_required
-def delete_block(block_id: int):
-    block = access.block_for_owner(block_id, _me())
-    course, title, section_id = block.section.course, block.title, block.section_id
-    block_svc.delete_block(block)
-    return _outline_done(course, f"Deleted the block “{title}”.", focus=f"collapse-{section_id}")
-
-
-@bp.post("/teach/preview")
-@teacher_required
-def preview():
-    """Markdown rendered by the server, for the live preview next to a block's content."""
-    name = next((k for k in request.form if k.endswith("content")), "")
-    html = render_markdown(request.form.get(name, "")[: svc.CONTENT_MAX])
-    return htmx.answer("authoring/partials/preview.html", page="authoring/preview.html", html=html)

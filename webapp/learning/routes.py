@@ -34,7 +34,7 @@ def catalogue():
         "learning/partials/catalogue_results.html",
         page="learning/catalogue.html",
         ids=(RESULTS_ID,),
-        message=f"{result.total} course{'' if result.total == 1 else 's'} found",
+        message=_found(result.total, request.args.get("q", "").strip()),
         result=result,
         focus_results=htmx.targets("page-prev", "page-next"),
     )
@@ -161,7 +161,7 @@ def complete(course_id: int, block_id: int):
         change = service.complete(held, *_work(form))
     except Invalid as exc:
         return _invalid(held, form, exc)
-    return _after_change(change, _progress_message("Marked complete", change))
+    return _after_change(change, _progress_message("marked complete", change))
 
 
 @bp.post("/courses/<int:course_id>/blocks/<int:block_id>/completion")
@@ -177,7 +177,7 @@ def edit_completion(course_id: int, block_id: int):
         return _invalid(held, form, exc)
     if change.refused:
         return _after_change(change, change.refused, status=409)
-    return _after_change(change, "Your work is updated.")
+    return _after_change(change, f"Your work for {change.block.title} is updated.")
 
 
 @bp.post("/courses/<int:course_id>/blocks/<int:block_id>/undo")
@@ -186,7 +186,7 @@ def undo(course_id: int, block_id: int):
     change = service.undo(access.block_for_student(course_id, block_id, current_user, hold=True))
     if change.refused:
         return _after_change(change, change.refused, status=409)
-    return _after_change(change, _progress_message("Marked not done", change))
+    return _after_change(change, _progress_message("marked not done", change))
 
 
 def _work(form) -> tuple[str | None, str]:
@@ -204,9 +204,16 @@ def _invalid(held, form, exc: Invalid | None = None):
     return _after_change(service.unchanged(held), "Please correct the form.", form, status=422)
 
 
+def _found(total: int, query: str) -> str:
+    found = f"{total} course{'' if total == 1 else 's'}"
+    return f"{found} found for “{query}”" if query else f"{found} in the catalogue"
+
+
 def _progress_message(what: str, change) -> str:
     f = change.figures
-    text = f"{what}. Course progress {f.percent}% ({f.done} of {f.total} blocks)."
+    text = (
+        f"{change.block.title} {what}. Course progress {f.percent}% ({f.done} of {f.total} blocks)."
+    )
     if change.completed:
         text += " You have completed the course!"
     return text

@@ -19,6 +19,7 @@ from . import Conflict, Invalid, NotFound, unit_of_work
 from .courses import (
     CONTENT_MAX,
     DESCRIPTION_MAX,
+    TITLE_MAX,
     block_ids,
     clean_text,
     clean_title,
@@ -134,6 +135,32 @@ def delete_block(block: ContentBlock) -> int:
     sync_course_completion(course_id)
     touch(course_id)
     return course_id
+
+
+@unit_of_work()
+def duplicate_block(block: ContentBlock) -> ContentBlock:
+    """A copy of the block ("Copy of …", same type and content, no completions) right after
+    it in its section."""
+    course_id = block.section.course_id
+    lock(course_id)
+    section_id = _section_of(block.id)
+    copy = ContentBlock(
+        section_id=section_id,
+        position=0,  # placed below
+        title=f"Copy of {block.title}"[:TITLE_MAX],
+        description=block.description,
+        type=block.type,
+        url=block.url,
+        content=block.content,
+    )
+    db.session.add(copy)
+    db.session.flush()
+    ids = [b for b in block_ids(section_id) if b != copy.id]
+    ids.insert(ids.index(block.id) + 1, copy.id)
+    place_blocks(section_id, ids)
+    sync_course_completion(course_id)
+    touch(course_id)
+    return copy
 
 
 @unit_of_work()

@@ -134,8 +134,9 @@ def list_sessions(user: User) -> list[sessions.SessionInfo]:
 
 
 @unit_of_work()
-def end_session(user: User, sid: str, current_jti: str | None, ip: str) -> None:
-    """End one of the user's own sessions (by its public handle); NotFound otherwise."""
+def end_session(user: User, sid: str, current_jti: str | None, ip: str):
+    """End one of the user's own sessions (by its public handle); NotFound otherwise. Returns
+    the session as it was (its device and address name it in the announcement)."""
     info = accounts.find_session(user.id, sid)
     if info is None:
         raise NotFound("That session has already ended.")
@@ -143,6 +144,7 @@ def end_session(user: User, sid: str, current_jti: str | None, ip: str) -> None:
         raise Invalid("Use “Log out” to end this session.")
     audit.record("session.ended", actor=user, target=user, ip=ip, session=sid)
     after_commit(lambda: sessions.store().delete(info.jti))
+    return info
 
 
 @unit_of_work()

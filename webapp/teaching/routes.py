@@ -95,12 +95,16 @@ def enrol(course_id: int):
             flash(f"{address}: {result}", "success" if result == "enrolled" else "warning")
         return htmx.hx_redirect(url_for("teaching.roster", course_id=course.id))
     enrolled = sum(1 for _, r in results or () if r == "enrolled")
+    others = len(results or ()) - enrolled
+    message = f"{enrolled} student{'s' * (enrolled != 1)} enrolled in {course.title}" + (
+        f"; {others} address{'es' * (others != 1)} not enrolled: see the list" if others else ""
+    )
     return htmx.answer(
         "teaching/partials/enrol_update.html",
         page="teaching/roster.html",
         ids=("enrol",),
         status=200 if results else 422,
-        message=f"{enrolled} enrolled" if results else None,
+        message=message if results else None,
         **_roster_ctx(course, form=EnrolForm(formdata=None) if results else form, results=results),
     )
 
