@@ -47,6 +47,17 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(_backends())
 
 
+def pytest_collection_modifyitems(config, items):
+    """Timing checks (``slow``) compare wall-clock times, which a busy machine upsets: CI runs
+    them (CI=true, on a machine of its own); elsewhere RUN_SLOW=1 does."""
+    if os.environ.get("CI") == "true" or os.environ.get("RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="timing check: CI runs it (or RUN_SLOW=1)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_sessionstart(session):
     if os.environ.get("CI") == "true" and not ON_REAL_SERVERS:
         raise pytest.UsageError(

@@ -435,6 +435,7 @@ def test_login_enumeration_identical_bodies(client):
     )
 
 
+@pytest.mark.slow
 def test_email_forms_take_the_same_time_for_registered_and_unknown_addresses(app):
     """Forgot and resend queue an email only for a registered address, sign-up mails the owner:
     every answer waits out EMAIL_FORM_MIN_SECONDS, so the extra work does not show."""
