@@ -90,6 +90,11 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # The app's statement timeout (DATABASE_STATEMENT_TIMEOUT) is for requests: building
+            # an index on a large table may take longer.
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()  # a session setting: it outlives this (empty) transaction
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

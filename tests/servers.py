@@ -138,3 +138,16 @@ def private_redis():
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def hung_port():
+    """A port that accepts connections and never answers: a server that hangs, not one that
+    refuses (a closed port answers at once, so it does not prove the timeouts)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    yield server.getsockname()[1]
+    server.close()

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
+import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
@@ -23,7 +25,7 @@ from tests.conftest import (
     login_as,
     make_user,
 )
-from tests.servers import private_postgres, private_redis  # noqa: F401 - the fixtures
+from tests.servers import hung_port, private_postgres, private_redis  # noqa: F401 - fixtures
 from tests.test_errors import assert_503
 from webapp import create_app
 from webapp.extensions import db
@@ -149,3 +151,46 @@ def test_redis_stopped_then_back_empty_logs_everyone_out_and_nothing_else(
     assert client.get("/learn").status_code == 303  # the session is gone: signed out
     assert client.post("/login", data=login).status_code == 303  # no restart needed
     assert client.get("/learn").status_code == 200
+
+
+def _hung_database_app(port: int):
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/lectern"
+    return create_app(base_config(SQLALCHEMY_DATABASE_URI=url, DATABASE_CONNECT_TIMEOUT=1))
+
+
+def test_the_database_timeouts_reach_every_connection():
+    app = create_app(
+        base_config(
+            SQLALCHEMY_DATABASE_URI="postgresql+psycopg://postgres@127.0.0.1:1/x",
+            DATABASE_CONNECT_TIMEOUT=3,
+            DATABASE_STATEMENT_TIMEOUT=20,
+        )
+    )
+    args = app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]
+    assert args["connect_timeout"] == 3
+    assert args["options"].split() == ["-c", "jit=off", "-c", "statement_timeout=20000"]
+
+
+def test_a_hung_database_is_the_503_page_and_other_requests_go_on(hung_port):  # noqa: F811
+    """A listener in place of PostgreSQL that accepts and never answers: the connect timeout
+    ends the request with the 503 page; requests that need no database are served meanwhile."""
+    app = _hung_database_app(hung_port)
+    answers = {}
+
+    def hung():
+        answers["courses"] = app.test_client().get("/courses")
+
+    waiting = threading.Thread(target=hung)
+    waiting.start()
+    assert app.test_client().get("/healthz").status_code == 200  # not stuck behind it
+    waiting.join(timeout=60)
+    assert not waiting.is_alive()
+    assert_503(answers["courses"])
+
+
+@pytest.mark.slow
+def test_a_hung_database_answers_within_its_connect_timeout(hung_port):  # noqa: F811
+    client = _hung_database_app(hung_port).test_client()
+    started = time.monotonic()
+    assert client.get("/courses").status_code == 503
+    assert time.monotonic() - started < 5  # DATABASE_CONNECT_TIMEOUT=1 (libpq waits 2 s at least)

@@ -93,6 +93,8 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
         "REDIS_SOCKET_TIMEOUT": _float("REDIS_SOCKET_TIMEOUT", 0.5),
+        "DATABASE_CONNECT_TIMEOUT": _int("DATABASE_CONNECT_TIMEOUT", 5),
+        "DATABASE_STATEMENT_TIMEOUT": _int("DATABASE_STATEMENT_TIMEOUT", 30),
         "BASE_URL": _str("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": _int("MAIL_PORT", 25),
@@ -136,8 +138,19 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         # No JIT: PostgreSQL compiles any query the planner guesses costs over 100,000 (such
         # as the grading queue's nested probes, which read a few thousand rows) for 50-1,500 ms
         # on every run; for short queries that is all loss (docs/teaching.md).
+        # Timeouts (docs/operations.md): a PostgreSQL that is down, or accepts and never
+        # answers, costs a request at most DATABASE_CONNECT_TIMEOUT seconds (then the 503
+        # page); a statement at most DATABASE_STATEMENT_TIMEOUT (0: none), well under
+        # gunicorn's worker timeout. Migrations lift the statement timeout (migrations/env.py).
         engine = cfg["SQLALCHEMY_ENGINE_OPTIONS"] = dict(cfg["SQLALCHEMY_ENGINE_OPTIONS"])
-        engine.setdefault("connect_args", {"options": "-c jit=off"})
+        statement_ms = max(cfg["DATABASE_STATEMENT_TIMEOUT"], 0) * 1000
+        engine.setdefault(
+            "connect_args",
+            {
+                "options": f"-c jit=off -c statement_timeout={statement_ms}",
+                "connect_timeout": max(cfg["DATABASE_CONNECT_TIMEOUT"], 1),
+            },
+        )
     if cfg["MAIL_MAX_ATTEMPTS"] < 1:
         raise ConfigError("MAIL_MAX_ATTEMPTS must be at least 1")
     if production:
