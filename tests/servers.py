@@ -62,9 +62,20 @@ class PrivatePostgres:
         cmd = [*self._as, os.path.join(self.bindir, tool), *args]
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
 
+    def tool(self, name: str, *args: str, input: bytes | None = None) -> bytes:
+        """Run one of the PostgreSQL client programs (pg_dump, pg_restore, createdb…) against
+        this cluster, as its owner; returns what it printed."""
+        cmd = [*self._as, os.path.join(self.bindir, name), "-h", "127.0.0.1", "-p",
+               str(self.port), "-U", "postgres", *args]  # fmt: skip
+        done = subprocess.run(cmd, check=True, capture_output=True, timeout=120, input=input)
+        return done.stdout
+
+    def url_of(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url_of("postgres")
 
     def start(self) -> None:
         options = (

@@ -7,6 +7,7 @@ machine's shared one.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import time
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from tests.conftest import (
     PASSWORD,
@@ -23,6 +24,7 @@ from tests.conftest import (
     base_config,
     free_port,
     login_as,
+    make_course,
     make_user,
 )
 from tests.servers import hung_port, private_postgres, private_redis  # noqa: F401 - fixtures
@@ -194,3 +196,65 @@ def test_a_hung_database_answers_within_its_connect_timeout(hung_port):  # noqa:
     started = time.monotonic()
     assert client.get("/courses").status_code == 503
     assert time.monotonic() - started < 5  # DATABASE_CONNECT_TIMEOUT=1 (libpq waits 2 s at least)
+
+
+# --- backup and restore (docs/operations.md) ---------------------------------------------------
+
+
+def _tables(url: str) -> dict[str, list]:
+    """Every table's rows in key order, alembic's version included."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        names = conn.scalars(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+        ).all()
+        rows = {
+            name: conn.execute(text(f'SELECT * FROM "{name}" ORDER BY 1')).all() for name in names
+        }
+    engine.dispose()
+    return rows
+
+
+def _progress(app, email: str, course_id: int) -> str:
+    """A journey's result: what the student's course page says of their progress."""
+    from webapp.models import User
+
+    client = app.test_client()
+    with app.app_context():
+        login_as(client, db.session.scalar(select(User).where(User.email == email)))
+    html = client.get(f"/courses/{course_id}").get_data(as_text=True)
+    return re.search(r"\d+ of \d+ blocks? done", html)[0]
+
+
+def test_a_backup_restores_every_row_and_the_app_runs_on_it(private_postgres, tmp_path):  # noqa: F811
+    from webapp.services import learning
+
+    private_postgres.tool("createdb", "lectern")
+    private_postgres.tool("createdb", "restored")
+    source, restored = private_postgres.url_of("lectern"), private_postgres.url_of("restored")
+    env = {**os.environ, "FLASK_APP": "wsgi:app", "LECTERN_ENV": "development",
+           "DATABASE_URL": source, "LECTERN_INSTANCE": str(tmp_path), "REDIS_URL": ""}  # fmt: skip
+    upgrade = _flask(env, "db", "upgrade", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert upgrade.wait(timeout=120) == 0, upgrade.stdout.read().decode()
+    app = create_app(base_config(SQLALCHEMY_DATABASE_URI=source))
+    with app.app_context():
+        teacher = make_user("teacher", email="backup-teacher@example.com")
+        student = make_user("student", email="backup-student@example.com")
+        course = make_course(teacher, title="Backed up", sections=2, blocks=3)
+        course_id, blocks = course.id, [b.id for s in course.sections for b in s.blocks]
+        learning.enrol(course_id, student)
+        for block_id in blocks[:2]:
+            learning.complete_block(course_id, block_id, student, url="https://example.com/w")
+    before = _progress(app, "backup-student@example.com", course_id)
+    assert before == "2 of 6 blocks done"
+
+    # The procedure of docs/operations.md: pg_dump's custom format, pg_restore into an empty
+    # database (no owner or privilege statements, so any role can restore it).
+    dump = private_postgres.tool("pg_dump", "--format=custom", "--no-owner", "--no-privileges",
+                                 "lectern")  # fmt: skip
+    private_postgres.tool("pg_restore", "--no-owner", "--no-privileges", "--exit-on-error",
+                          "-d", "restored", input=dump)  # fmt: skip
+
+    assert _tables(restored) == _tables(source)
+    again = create_app(base_config(SQLALCHEMY_DATABASE_URI=restored))
+    assert _progress(again, "backup-student@example.com", course_id) == before
