@@ -82,6 +82,12 @@ def _title(column: str = "title", limit: int = 200) -> CheckConstraint:
     )
 
 
+# Ids are never reused: PostgreSQL's sequences never go back, and on SQLite AUTOINCREMENT keeps
+# the highest id ever given (without it a deleted newest row's id goes to the next insert, so an
+# old link would open another course). Migrations 0004 and 0006.
+NEVER_REUSE = {"sqlite_autoincrement": True}
+
+
 class User(db.Model):
     __tablename__ = "users"
     __table_args__ = (
@@ -104,6 +110,7 @@ class User(db.Model):
         Index("ix_users_name", "name"),
         Index("ix_users_created", "created_at"),
         Index("ix_users_last_login", "last_login_at"),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -161,6 +168,7 @@ class Course(db.Model):
     __table_args__ = (
         _title(),
         CheckConstraint("length(description) <= 5000", name="description_len"),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -190,6 +198,7 @@ class Section(db.Model):
         _title(),
         CheckConstraint("length(description) <= 5000", name="description_len"),
         Index("ix_sections_course_position", "course_id", "position"),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -216,6 +225,7 @@ class ContentBlock(db.Model):
         CheckConstraint("length(description) <= 5000", name="description_len"),
         CheckConstraint("length(content) <= 100000", name="content_len"),
         Index("ix_content_blocks_section_position", "section_id", "position"),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -241,6 +251,7 @@ class StudentCourse(db.Model):
     __table_args__ = (
         UniqueConstraint("student_id", "course_id", name="uq_student_courses_student_course"),
         Index("ix_student_courses_course", "course_id"),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -288,7 +299,7 @@ class CompletedContentBlock(db.Model):
         ),
         # Ids are never reused (SQLite would reuse the highest after a delete), so a grader's
         # version token can never match a new completion that took an undone one's id.
-        {"sqlite_autoincrement": True},
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -355,7 +366,7 @@ class OutboxMessage(db.Model):
     """An email queued in the caller's transaction, delivered after commit."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "next_attempt_at"), NEVER_REUSE)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recipient: Mapped[str] = mapped_column(String(254))
@@ -376,6 +387,7 @@ class AuditEvent(db.Model):
     __table_args__ = (
         Index("ix_audit_events_created", "created_at"),
         Index("ix_audit_events_target", "target_user_id", "created_at"),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
