@@ -27,7 +27,7 @@ from ..models import (
 )
 from . import Invalid, NotAllowed, NotFound, audit, insert, unit_of_work
 from .access import manages
-from .progress import sync_course_completion
+from .progress import block_total, sync_course_completion
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
@@ -252,9 +252,25 @@ def update_course_field(course: Course, name: str, value: str) -> Row:
     return _save_text(Course, course.id, _text(name, value))
 
 
+EMPTY_COURSE = (
+    "Add at least one block before publishing: students would enrol into a course with "
+    "nothing to read."
+)
+
+
 @unit_of_work()
 def set_published(course: Course, published: bool) -> Course:
-    """Publish or unpublish; enrolments and completions are kept either way."""
+    """Publish or unpublish; enrolments and completions are kept either way.
+
+    A course without blocks cannot be published (``Invalid``). The course row is locked first,
+    as deleting a block locks it, so the last block cannot go while it is being published.
+    Unpublishing takes the course out of the catalogue only: enrolled students keep it
+    (``access.course_for_viewer``).
+    """
+    if published:
+        lock(course.id)
+        if not db.session.scalar(block_total(course.id)):
+            raise Invalid(EMPTY_COURSE, field="published")
     course.is_published = bool(published)
     return course
 
