@@ -270,11 +270,12 @@ def send_activation_email(user: User) -> None:
     queue_email(user.email, "activation", user=user, url=url, hours=hrs)
 
 
-def send_invitation_email(user: User) -> None:
-    """Queue an invitation to set a password (purpose "invite"); the caller commits."""
+def send_invitation_email(user: User, template: str = "invitation", **ctx) -> None:
+    """Queue an invitation to set a password (purpose "invite"); the caller commits.
+    ``template``: an admin's invitation, or a teacher's to a course (``course_invitation``)."""
     url = _bound_link("invite", user, "auth.accept_invite")
     hrs = hours("ACTIVATION_MAX_SECONDS")
-    queue_email(user.email, "invitation", user=user, url=url, hours=hrs)
+    queue_email(user.email, template, user=user, url=url, hours=hrs, **ctx)
 
 
 def _reset_link(user: User) -> str:

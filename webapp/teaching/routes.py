@@ -18,6 +18,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from .. import htmx, limits
+from ..extensions import client_ip
 from ..services import Invalid, NotFound, access, exports, gradebook, grading, grading_queue, roster
 from . import bp
 from .forms import CellForm, EnrolForm, GradeForm
@@ -87,14 +88,14 @@ def enrol(course_id: int):
     form, results = EnrolForm(), None
     if form.validate():
         try:
-            results = roster.enrol_by_email(course, form.emails.data)
+            results = roster.enrol_by_email(course, form.emails.data, _me(), client_ip())
         except Invalid as exc:
             form.emails.errors = [exc.message]
     if results and not htmx.targets("enrol"):
-        for address, result in results:
-            flash(f"{address}: {result}", "success" if result == "enrolled" else "warning")
+        for r in results:
+            flash(f"{r.address}: {r.result}", "success" if r.ok else "warning")
         return htmx.hx_redirect(url_for("teaching.roster", course_id=course.id))
-    enrolled = sum(1 for _, r in results or () if r == "enrolled")
+    enrolled = sum(1 for r in results or () if r.ok and r.result != roster.ALREADY)
     return htmx.answer(
         "teaching/partials/enrol_update.html",
         page="teaching/roster.html",
