@@ -175,7 +175,7 @@ def test_unpublish_control_says_students_keep_the_course(client, teacher):
         headers={"HX-Request": "true", "HX-Target": "publish"},
     )  # fmt: skip
     assert resp.status_code == 200
-    assert "Enrolled students keep it" in resp.headers.get("HX-Trigger", "") + resp.get_data(
+    assert "enrolled students keep it" in resp.headers.get("HX-Trigger", "") + resp.get_data(
         as_text=True
     )
 

@@ -223,30 +223,19 @@ def field(kind: str, row_id: int, name: str):
     )  # fmt: skip
 
 
-PUBLISHED = "Published: the course is in the catalogue."
-UNPUBLISHED = (
-    "Unpublished: the course left the catalogue and nobody new can enrol. Enrolled students "
-    "keep it, with their progress and work."
-)
-
-
 @bp.post("/teach/courses/<int:course_id>/publish")
 @login_required
 def publish(course_id: int):
     course = access.course_for_owner(course_id, _me())
-    published = request.form.get("published") == "1"
-    error, status = None, 200
     try:
-        svc.set_published(course, published)
-        message = PUBLISHED if published else UNPUBLISHED
+        message, error = svc.set_published(course, request.form.get("published") == "1"), None
     except Invalid as exc:
-        error, status, message = exc.message, 422, exc.message
+        error = message = exc.message
     if not htmx.targets("publish"):
         flash(message, "error" if error else "success")
-        return redirect(_editor_url(course_id), code=303)
     return htmx.answer(
-        "authoring/partials/publish.html", ids=("publish",), status=status,
-        message=message, course=course, can_edit=True, error=error,
+        "authoring/partials/publish.html", redirect_to=_editor_url(course_id), ids=("publish",),
+        status=422 if error else 200, message=message, course=course, can_edit=True, error=error,
     )  # fmt: skip
 
 

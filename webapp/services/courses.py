@@ -252,27 +252,23 @@ def update_course_field(course: Course, name: str, value: str) -> Row:
     return _save_text(Course, course.id, _text(name, value))
 
 
-EMPTY_COURSE = (
-    "Add at least one block before publishing: students would enrol into a course with "
-    "nothing to read."
-)
+EMPTY_COURSE = "Add at least one block before publishing: there would be nothing to read."
+PUBLISHED = {
+    True: "Published: the course is in the catalogue.",
+    False: "Unpublished: out of the catalogue; enrolled students keep it and their work.",
+}
 
 
 @unit_of_work()
-def set_published(course: Course, published: bool) -> Course:
-    """Publish or unpublish; enrolments and completions are kept either way.
-
-    A course without blocks cannot be published (``Invalid``). The course row is locked first,
-    as deleting a block locks it, so the last block cannot go while it is being published.
-    Unpublishing takes the course out of the catalogue only: enrolled students keep it
-    (``access.course_for_viewer``).
-    """
+def set_published(course: Course, published: bool) -> str:
+    """Publish (a course with blocks; locked, as deleting a block locks it) or unpublish (out
+    of the catalogue, kept by enrolled students); returns what the teacher is told."""
     if published:
         lock(course.id)
         if not db.session.scalar(block_total(course.id)):
             raise Invalid(EMPTY_COURSE, field="published")
     course.is_published = bool(published)
-    return course
+    return PUBLISHED[course.is_published]
 
 
 @unit_of_work()
