@@ -163,11 +163,19 @@ event.listen(
 )
 
 
+class AverageRule(enum.StrEnum):
+    """How a gradebook average treats gradable work a student has not handed in."""
+
+    GRADED = "graded"  # the average of the graded work only
+    ZERO = "zero"  # missing work counts as 0
+
+
 class Course(db.Model):
     __tablename__ = "courses"
     __table_args__ = (
         _title(),
         CheckConstraint("length(description) <= 5000", name="description_len"),
+        CheckConstraint(_in("average_rule", AverageRule), name="average_rule_known"),
         NEVER_REUSE,
     )
 
@@ -176,6 +184,10 @@ class Course(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
     is_published: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The teacher's choice for the gradebook's averages (services/progress.py: grade_average).
+    average_rule: Mapped[str] = mapped_column(
+        String(16), default=AverageRule.GRADED, server_default=AverageRule.GRADED.value
+    )
     created_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=func.now()
     )

@@ -19,9 +19,10 @@ from flask_login import current_user, login_required
 
 from .. import htmx, limits
 from ..extensions import client_ip
+from ..services.progress import AVERAGE_RULES
 from ..services import Invalid, NotFound, access, exports, gradebook, grading, grading_queue, roster
 from . import bp
-from .forms import CellForm, EnrolForm, GradeForm
+from .forms import AverageRuleForm, CellForm, EnrolForm, GradeForm
 
 BASE = "/teach/courses/<int:course_id>"
 PANEL = "grading-panel"
@@ -263,11 +264,30 @@ def gradebook_page(course_id: int):
     # Cell links relative to the page (they are most of its bytes): "gradebook/cells/<id>".
     here = posixpath.dirname(url_for("teaching.gradebook", course_id=course.id))
     cell = url_for("teaching.cell_edit", course_id=course.id, completion_id=0)
-    ctx = {"course": course, "book": book, "cell_base": posixpath.relpath(cell, here)[:-1]}
+    ctx = {"course": course, "book": book, "cell_base": posixpath.relpath(cell, here)[:-1],
+           "rules": AVERAGE_RULES}  # fmt: skip
     return htmx.answer(
         "teaching/partials/gradebook_view.html", page="teaching/gradebook.html", ids=(VIEW,),
-        tab="gradebook", queue_count=book.queue_count, **ctx,
+        tab="gradebook", queue_count=book.queue_count, rule_form=_rule_form(course), **ctx,
     )  # fmt: skip
+
+
+def _rule_form(course, formdata=None) -> AverageRuleForm:
+    return AverageRuleForm(formdata=formdata, rule=course.average_rule)
+
+
+@bp.post(BASE + "/gradebook/average")
+@login_required
+def average_rule(course_id: int):
+    """The course's choice: missing work counts as 0, or the average of graded work."""
+    course = _course(course_id)
+    form = AverageRuleForm()
+    if form.validate():
+        said = gradebook.set_average_rule(course, form.rule.data)
+        flash(f"Averages now: {said}.", "success")
+    else:
+        flash(form.rule.errors[0], "error")
+    return htmx.hx_redirect(url_for("teaching.gradebook", course_id=course_id))
 
 
 def _cell_form(course, completion, cell, form=None, status: int = 200, **extra):
