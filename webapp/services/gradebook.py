@@ -24,10 +24,10 @@ from ..models import (
     StudentCourse,
     User,
 )
+from . import Invalid, unit_of_work
 from .access import completion_for_grader, enrolled, student_for_teacher
 from .grading import Graded, grade, version_of
 from .grading_queue import COURSE, Count, count_of
-from . import Invalid, unit_of_work
 from .progress import AVERAGE_RULES, grade_average, percent
 
 STUDENTS = 25  # rows a page

@@ -316,13 +316,19 @@ def delete_user(actor: User, user_id: int, ip: str) -> str:
     return email
 
 
+def receiving_teacher(to_email: str, owner_id: int) -> User:
+    """The active teacher, other than the owner, named by ``to_email`` (who takes courses)."""
+    to = accounts.find_by_email(to_email)
+    if to is None or to.role != Role.TEACHER or not to.is_active or to.id == owner_id:
+        raise Invalid("Enter the email of another active teacher.", field="to_email")
+    return to
+
+
 @unit_of_work()
 def transfer_courses(actor: User, user_id: int, to_email: str, ip: str) -> int:
     """Give every course the user owns to another teacher, in one transaction."""
     user = user_for_admin(user_id)
-    to = accounts.find_by_email(to_email)
-    if to is None or to.role != Role.TEACHER or not to.is_active or to.id == user.id:
-        raise Invalid("Enter the email of another active teacher.", field="to_email")
+    to = receiving_teacher(to_email, user.id)
     result = db.session.execute(
         update(Course)
         .where(Course.user_id == user.id)

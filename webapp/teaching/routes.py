@@ -19,8 +19,8 @@ from flask_login import current_user, login_required
 
 from .. import htmx, limits
 from ..extensions import client_ip
-from ..services.progress import AVERAGE_RULES
 from ..services import Invalid, NotFound, access, exports, gradebook, grading, grading_queue, roster
+from ..services.progress import AVERAGE_RULES
 from . import bp
 from .forms import AverageRuleForm, CellForm, EnrolForm, GradeForm
 
