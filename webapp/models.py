@@ -110,6 +110,12 @@ class User(db.Model):
         Index("ix_users_name", "name"),
         Index("ix_users_created", "created_at"),
         Index("ix_users_last_login", "last_login_at"),
+        Index(
+            "ix_users_teacher_requests",
+            "teacher_requested_at",
+            postgresql_where=text("teacher_requested_at IS NOT NULL"),
+            sqlite_where=text("teacher_requested_at IS NOT NULL"),
+        ),
         NEVER_REUSE,
     )
 
@@ -125,6 +131,8 @@ class User(db.Model):
         UTCDateTime, default=utcnow, server_default=func.now()
     )
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Signed up as a teacher under TEACHER_SIGNUP=approval: a student until an admin decides.
+    teacher_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     # Flask-Login's interface; get_id is never stored, sessions carry their own token.
     is_authenticated = True

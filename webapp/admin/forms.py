@@ -9,7 +9,12 @@ from ..services.user_actions import BULK_ACTIONS
 from ..services.users import ROLES, STATUSES
 
 ROLE_CHOICES = [SelectChoice(r, r.title()) for r in ROLES]
-STATUS_LABELS = {"active": "Active", "pending": "Pending activation", "deactivated": "Deactivated"}
+STATUS_LABELS = {
+    "active": "Active",
+    "pending": "Pending activation",
+    "deactivated": "Deactivated",
+    "requested": "Asks to be a teacher",
+}
 
 
 class UserSearchForm(FlaskForm):
