@@ -91,14 +91,23 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A batch migration rebuilds a table: it drops the old one, and with foreign keys on
+            # SQLite would first delete the rows that reference it (ON DELETE CASCADE) or refuse
+            # (RESTRICT). So they are off for the run (the pragma works outside a transaction
+            # only), checked before the commit, and on again before the connection goes back.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
             context.run_migrations()
-        if connection.dialect.name == "sqlite":
-            # A migration that rebuilds referenced tables (0006) turns foreign keys off; the
-            # pragma only takes effect outside a transaction, so it is turned back on here,
-            # before the connection goes back to the pool.
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
+        if sqlite:
             connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 

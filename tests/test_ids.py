@@ -62,21 +62,40 @@ def test_migration_0006_keeps_the_rows_and_stops_reusing_ids(tmp_path):
                 " VALUES (1, 2, 'S', '', 0)"
             ))  # fmt: skip
             conn.execute(text("INSERT INTO student_courses (student_id, course_id) VALUES (2, 2)"))
-        upgrade()
+        # Each run on its own, as an existing database is upgraded: every rebuild of a table
+        # others reference (0006, 0007, 0008) leaves the rows that reference it.
+        for revision in ("0006", "0007", "head"):
+            upgrade(revision=revision)
+            with db.engine.begin() as conn:
+                counts = [
+                    conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                    for t in ("users", "courses", "sections", "student_courses")
+                ]
+                assert counts == [2, 2, 1, 1], revision  # nothing cascaded away
+                assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert not _without_autoincrement()  # 0006, and no later migration undid it
         with db.engine.begin() as conn:
-            counts = [
-                conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
-                for t in ("users", "courses", "sections", "student_courses")
-            ]
-            assert counts == [2, 2, 1, 1]  # nothing cascaded away by the rebuild
-            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
             conn.execute(text("DELETE FROM courses WHERE id = 2"))
             assert conn.execute(text("SELECT count(*) FROM sections")).scalar() == 0  # cascade
             conn.execute(
                 text("INSERT INTO courses (title, description, user_id) VALUES ('Three', '', 1)")
             )
             assert conn.execute(text("SELECT max(id) FROM courses")).scalar() == 3
+        downgrade(revision="0006")
+        assert not _without_autoincrement()
         downgrade(revision="0005")
         with db.engine.begin() as conn:
             assert conn.execute(text("SELECT count(*) FROM users")).scalar() == 2
         db.engine.dispose()
+
+
+def _without_autoincrement() -> list[str]:
+    """The tables with an integer id whose SQLite definition lacks AUTOINCREMENT."""
+    with db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+        return [
+            name
+            for name, sql in rows
+            if name in {t.name for t in db.metadata.sorted_tables if "id" in t.c}
+            and "AUTOINCREMENT" not in sql.upper()
+        ]

@@ -17,10 +17,11 @@ branch_labels = None
 depends_on = None
 
 OPEN = 'teacher_requested_at IS NOT NULL'
+NEVER_REUSE = {'sqlite_autoincrement': True}  # a rebuilt SQLite table keeps it (0006)
 
 
 def upgrade():
-    with op.batch_alter_table('users', schema=None) as batch_op:
+    with op.batch_alter_table('users', schema=None, table_kwargs=NEVER_REUSE) as batch_op:
         batch_op.add_column(sa.Column('teacher_requested_at', sa.DateTime(timezone=True), nullable=True))
     op.create_index(
         'ix_users_teacher_requests', 'users', ['teacher_requested_at'], unique=False,
@@ -33,5 +34,5 @@ def downgrade():
         'ix_users_teacher_requests', table_name='users',
         postgresql_where=sa.text(OPEN), sqlite_where=sa.text(OPEN),
     )
-    with op.batch_alter_table('users', schema=None) as batch_op:
+    with op.batch_alter_table('users', schema=None, table_kwargs=NEVER_REUSE) as batch_op:
         batch_op.drop_column('teacher_requested_at')
