@@ -10,7 +10,8 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Keep the app's loggers working when migrations run inside a process (tests, flask db).
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 
@@ -95,10 +96,24 @@ def run_migrations_online():
             # an index on a large table may take longer.
             connection.exec_driver_sql("SET statement_timeout = 0")
             connection.commit()  # a session setting: it outlives this (empty) transaction
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A batch migration rebuilds a table: it drops the old one, and with foreign keys on
+            # SQLite would first delete the rows that reference it (ON DELETE CASCADE) or refuse
+            # (RESTRICT). So they are off for the run (the pragma works outside a transaction
+            # only), checked before the commit, and on again before the connection goes back.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -121,6 +121,7 @@ def _reset_schema(app) -> None:
         with db.engine.begin() as conn:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
+            conn.execute(text("DELETE FROM sqlite_sequence"))  # as RESTART IDENTITY does
 
 
 def _truncate(tables: list[str]) -> None:

@@ -104,8 +104,11 @@ def test_signup_activation_login_journey(client, mailbox):
 
 
 def test_signup_as_teacher_and_never_as_admin(client):
+    """By default (TEACHER_SIGNUP=approval) a teacher's sign-up asks an admin first
+    (tests/test_teacher_signup.py has each setting)."""
     assert signup(client, email="t@example.com", role="teacher").status_code == 303
-    assert db.session.scalar(select(User.role).where(User.email == "t@example.com")) == "teacher"
+    user = db.session.scalar(select(User).where(User.email == "t@example.com"))
+    assert user.role == "student" and user.teacher_requested_at is not None
     resp = signup(client, email="a@example.com", role="admin")
     assert resp.status_code == 422
     assert db.session.scalar(select(User).where(User.email == "a@example.com")) is None

@@ -514,7 +514,7 @@ def test_gradebook_shows_grades_marks_and_averages(client, course, teacher):
     assert re.search(rf'<span id="avg-s{b.id}">90.0</span>', html)
     assert re.search(rf'<span id="avg-b{quiz.id}">85.0</span>', html)
     assert re.search(rf'<span id="avg-b{assignment.id}">60.0</span>', html)
-    assert "Averages are of the grades on this page" in html
+    assert "are of the grades on this page" in html and "average of graded work" in html
     assert f'id="cell-{waiting.id}"' in html and ">grade</a>" in html
     assert '<td class="done">done</td>' in html
     assert '<td class="none">–</td>' in html

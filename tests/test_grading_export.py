@@ -78,7 +78,13 @@ def test_gradebook_csv_parses_back(client, course, teacher):
         f'attachment; filename="course-{course.id}-gradebook.csv"'
     )
     rows = parse(resp)
-    assert rows[0] == ["Student", "Email", '\'=Quiz, "one"', assignment.title, "Average"]
+    assert rows[0] == [
+        "Student",
+        "Email",
+        '\'=Quiz, "one"',
+        assignment.title,
+        "Average (average of graded work)",
+    ]
     by_email = {r[1]: r for r in rows[1:]}
     assert len(rows) == 1 + len(NASTY)
     for i, name in enumerate(NASTY):

@@ -186,7 +186,7 @@ def test_reenrolment_by_email_racing_a_new_block_keeps_progress_true(app, studen
     def enrol_again():
         with app.app_context():
             again = db.session.get(Course, course.id)
-            results.append(roster.enrol_by_email(again, student.email))
+            results.append(roster.enrol_by_email(again, student.email, again.owner))
 
     worker = threading.Thread(target=enrol_again)
     worker.start()
@@ -195,7 +195,7 @@ def test_reenrolment_by_email_racing_a_new_block_keeps_progress_true(app, studen
     teacher_conn.close()
     worker.join(timeout=30)
     assert not worker.is_alive()
-    assert results == [[(student.email, "enrolled")]]
+    assert results == [[(student.email, roster.ENROLLED, True)]]
     db.session.expire_all()
     enrolment = db.session.scalar(select(StudentCourse))
     assert enrolment.completed is False and enrolment.completed_at is None

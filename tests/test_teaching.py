@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from html import unescape
 
 import pytest
 from sqlalchemy import func, insert, select, text
@@ -22,6 +23,7 @@ from webapp.models import (
     User,
     utcnow,
 )
+from webapp.services import roster
 
 HX = {"HX-Request": "true"}
 
@@ -400,7 +402,7 @@ def test_roster_of_5000_students_is_fast(client, course, teacher, count_queries)
 
 
 def test_enrol_by_pasting_addresses_reports_one_line_each(client, course, teacher, student):
-    fresh = make_user(Role.STUDENT, email="fresh@example.com")
+    make_user(Role.STUDENT, email="fresh@example.com")
     make_user(Role.STUDENT, email="asleep@example.com", active=False)
     make_user(Role.TEACHER, email="prof@example.com")
     enrol(student, course)
@@ -420,22 +422,29 @@ def test_enrol_by_pasting_addresses_reports_one_line_each(client, course, teache
     lines = [
         ("fresh@example.com", "enrolled"),
         (student.email, "already enrolled"),
-        ("asleep@example.com", "no such student"),
-        ("prof@example.com", "no such student"),
-        ("nobody@example.com", "no such student"),
+        ("asleep@example.com", "enrolled (their account is not activated yet)"),
+        (
+            "prof@example.com",
+            "a teacher's account: only student accounts can be enrolled in a course",
+        ),
+        ("nobody@example.com", roster.INVITED),
         ("not-an-address", "not an email address"),
     ]
     for address, result in lines:
-        assert f'<span class="address">{address}</span>: {result}</li>' in html
+        assert f'<span class="address">{address}</span>: {result}</li>' in unescape(html)
     assert html.count('<span class="address">') == 6  # the repeated address is reported once
     assert 'id="roster-table" hx-swap-oob="true"' in html  # the roster updates too
     assert json.loads(resp.headers["HX-Trigger"])["announce"].startswith(
-        f"1 student enrolled in {course.title}; "
+        f"3 students enrolled in {course.title}; "
     )
     enrolled = db.session.scalars(
-        select(StudentCourse.student_id).where(StudentCourse.course_id == course.id)
+        select(User.email)
+        .join(StudentCourse, StudentCourse.student_id == User.id)
+        .where(StudentCourse.course_id == course.id)
     ).all()
-    assert sorted(enrolled) == sorted([student.id, fresh.id])
+    assert sorted(enrolled) == sorted(
+        [student.email, "fresh@example.com", "asleep@example.com", "nobody@example.com"]
+    )
 
 
 def test_enrol_without_htmx_redirects_with_messages(client, course, teacher):
@@ -446,7 +455,7 @@ def test_enrol_without_htmx_redirects_with_messages(client, course, teacher):
     assert resp.status_code == 303 and resp.headers["Location"].endswith(url)
     html = client.get(url).text
     assert "plain@example.com: enrolled" in html
-    assert "ghost@example.com: no such student" in html
+    assert "ghost@example.com: invited" in html
 
 
 @pytest.mark.parametrize("emails", ["", "   ", ",;"])
@@ -475,7 +484,10 @@ def test_enrol_refuses_more_than_200_addresses_at_once(client, course, teacher):
     assert "At most 200 addresses at a time (this paste has 201)" in resp.text
     assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 0
     resp = client.post(url, data={"emails": _addresses(200)}, headers={**HX, "HX-Target": "enrol"})
-    assert resp.status_code == 200 and "1 student enrolled in" in resp.headers["HX-Trigger"]
+    # one student enrolled, 199 addresses without an account invited (and enrolled)
+    announced = json.loads(resp.headers["HX-Trigger"])["announce"]
+    assert resp.status_code == 200 and announced.startswith("200 students enrolled in")
+    assert resp.text.count(roster.INVITED) == 199
 
 
 def test_enrol_budget_counts_addresses_per_teacher(client, course, teacher, other_teacher):
@@ -494,7 +506,11 @@ def test_enrol_budget_counts_addresses_per_teacher(client, course, teacher, othe
     make_user(Role.STUDENT, email="late@example.com")
     resp = client.post(url, data={"emails": "late@example.com"}, headers=hx)
     assert resp.status_code == 429 and "Retry-After" in resp.headers
-    assert db.session.scalar(select(func.count()).select_from(StudentCourse)) == 0
+    late = db.session.scalar(select(User.id).where(User.email == "late@example.com"))
+    refused = (
+        select(func.count()).select_from(StudentCourse).where(StudentCourse.student_id == late)
+    )
+    assert db.session.scalar(refused) == 0
     # Another teacher has a budget of their own.
     theirs = make_course(other_teacher, title="Biology", sections=1, blocks=1)
     login_as(client, other_teacher)

@@ -12,6 +12,9 @@ log = logging.getLogger(__name__)
 WEAK_KEYS = {"", "dev", "changeme", "change-me", "secret", "development", "test"}
 
 
+TEACHER_SIGNUP = ("open", "approval", "closed")  # who becomes a teacher by signing up
+
+
 class ConfigError(RuntimeError):
     """A setting makes the app unsafe or unusable; the message says which in one line."""
 
@@ -126,6 +129,7 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "EMAIL_LIMIT_ADDRESS": _str("EMAIL_LIMIT_ADDRESS", "5 per hour"),
         "EMAIL_LIMIT_USER": _str("EMAIL_LIMIT_USER", "10 per hour"),
         "ENROL_LIMIT": _str("ENROL_LIMIT", "500 per hour"),
+        "TEACHER_SIGNUP": _str("TEACHER_SIGNUP", "approval"),
         "EMAIL_FORM_MIN_SECONDS": _float("EMAIL_FORM_MIN_SECONDS", 0.5),
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
@@ -150,6 +154,10 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
                 "options": f"-c jit=off -c statement_timeout={statement_ms}",
                 "connect_timeout": max(cfg["DATABASE_CONNECT_TIMEOUT"], 1),
             },
+        )
+    if cfg["TEACHER_SIGNUP"] not in TEACHER_SIGNUP:
+        raise ConfigError(
+            f"TEACHER_SIGNUP must be open, approval or closed, not {cfg['TEACHER_SIGNUP']!r}"
         )
     if cfg["MAIL_MAX_ATTEMPTS"] < 1:
         raise ConfigError("MAIL_MAX_ATTEMPTS must be at least 1")

@@ -82,6 +82,12 @@ def _title(column: str = "title", limit: int = 200) -> CheckConstraint:
     )
 
 
+# Ids are never reused: PostgreSQL's sequences never go back, and on SQLite AUTOINCREMENT keeps
+# the highest id ever given (without it a deleted newest row's id goes to the next insert, so an
+# old link would open another course). Migrations 0004 and 0006.
+NEVER_REUSE = {"sqlite_autoincrement": True}
+
+
 class User(db.Model):
     __tablename__ = "users"
     __table_args__ = (
@@ -104,6 +110,13 @@ class User(db.Model):
         Index("ix_users_name", "name"),
         Index("ix_users_created", "created_at"),
         Index("ix_users_last_login", "last_login_at"),
+        Index(
+            "ix_users_teacher_requests",
+            "teacher_requested_at",
+            postgresql_where=text("teacher_requested_at IS NOT NULL"),
+            sqlite_where=text("teacher_requested_at IS NOT NULL"),
+        ),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -118,6 +131,8 @@ class User(db.Model):
         UTCDateTime, default=utcnow, server_default=func.now()
     )
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Signed up as a teacher under TEACHER_SIGNUP=approval: a student until an admin decides.
+    teacher_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     # Flask-Login's interface; get_id is never stored, sessions carry their own token.
     is_authenticated = True
@@ -156,11 +171,20 @@ event.listen(
 )
 
 
+class AverageRule(enum.StrEnum):
+    """How a gradebook average treats gradable work a student has not handed in."""
+
+    GRADED = "graded"  # the average of the graded work only
+    ZERO = "zero"  # missing work counts as 0
+
+
 class Course(db.Model):
     __tablename__ = "courses"
     __table_args__ = (
         _title(),
         CheckConstraint("length(description) <= 5000", name="description_len"),
+        CheckConstraint(_in("average_rule", AverageRule), name="average_rule_known"),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -168,6 +192,10 @@ class Course(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
     is_published: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The teacher's choice for the gradebook's averages (services/progress.py: grade_average).
+    average_rule: Mapped[str] = mapped_column(
+        String(16), default=AverageRule.GRADED, server_default=AverageRule.GRADED.value
+    )
     created_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=func.now()
     )
@@ -190,6 +218,7 @@ class Section(db.Model):
         _title(),
         CheckConstraint("length(description) <= 5000", name="description_len"),
         Index("ix_sections_course_position", "course_id", "position"),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -216,6 +245,7 @@ class ContentBlock(db.Model):
         CheckConstraint("length(description) <= 5000", name="description_len"),
         CheckConstraint("length(content) <= 100000", name="content_len"),
         Index("ix_content_blocks_section_position", "section_id", "position"),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -241,6 +271,7 @@ class StudentCourse(db.Model):
     __table_args__ = (
         UniqueConstraint("student_id", "course_id", name="uq_student_courses_student_course"),
         Index("ix_student_courses_course", "course_id"),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -288,7 +319,7 @@ class CompletedContentBlock(db.Model):
         ),
         # Ids are never reused (SQLite would reuse the highest after a delete), so a grader's
         # version token can never match a new completion that took an undone one's id.
-        {"sqlite_autoincrement": True},
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -355,7 +386,7 @@ class OutboxMessage(db.Model):
     """An email queued in the caller's transaction, delivered after commit."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "next_attempt_at"), NEVER_REUSE)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recipient: Mapped[str] = mapped_column(String(254))
@@ -376,6 +407,7 @@ class AuditEvent(db.Model):
     __table_args__ = (
         Index("ix_audit_events_created", "created_at"),
         Index("ix_audit_events_target", "target_user_id", "created_at"),
+        NEVER_REUSE,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

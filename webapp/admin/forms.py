@@ -9,7 +9,12 @@ from ..services.user_actions import BULK_ACTIONS
 from ..services.users import ROLES, STATUSES
 
 ROLE_CHOICES = [SelectChoice(r, r.title()) for r in ROLES]
-STATUS_LABELS = {"active": "Active", "pending": "Pending activation", "deactivated": "Deactivated"}
+STATUS_LABELS = {
+    "active": "Active",
+    "pending": "Pending activation",
+    "deactivated": "Deactivated",
+    "requested": "Asks to be a teacher",
+}
 
 
 class UserSearchForm(FlaskForm):
@@ -70,3 +75,33 @@ class TransferForm(FlaskForm):
         "Email of the teacher who takes the courses",
         validators=[DataRequired(), Email(), Length(max=254)],
     )
+
+
+class CourseSearchForm(FlaskForm):
+    """The filters of the courses table (GET, so no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    q = SearchField("Search by title, owner's name or email", validators=[Length(max=100)])
+    status = SelectField(
+        "Status",
+        choices=[
+            SelectChoice("", "Published and drafts"),
+            SelectChoice("published", "Published"),
+            SelectChoice("draft", "Drafts"),
+        ],
+        validate_choice=False,
+        id="filter-course-status",
+    )
+
+
+class CourseTransferForm(FlaskForm):
+    to_email = EmailField(
+        "Email of the teacher who takes the course",
+        validators=[DataRequired(), Email(), Length(max=254)],
+    )
+
+
+class ConfirmForm(FlaskForm):
+    """A destructive action's form: its CSRF token and nothing else."""

@@ -28,6 +28,11 @@ ROW_ACTIONS = {
     "end-sessions": (act.end_sessions, "All their sessions have ended."),
     "send-reset": (act.send_reset, "Password reset link sent."),
     "send-activation": (act.send_activation, "Activation link sent."),
+    "approve-teacher": (act.approve_teacher, "Now a teacher; told by email."),
+    "refuse-teacher": (
+        act.refuse_teacher,
+        "Teacher request refused; still a student, told by email.",
+    ),
 }
 
 

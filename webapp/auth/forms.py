@@ -1,5 +1,6 @@
 """Forms of the accounts pages. The password policy itself lives in services.accounts."""
 
+from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -57,6 +58,18 @@ class SignupForm(FlaskForm):
         default="student",
         validators=[DataRequired("Choose student or teacher.")],
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        mode = current_app.config["TEACHER_SIGNUP"]  # config.TEACHER_SIGNUP
+        if mode == "closed":
+            self.role.choices = [SelectChoice("student", "I am a student")]
+        elif mode == "approval":
+            self.role.choices = [
+                SelectChoice("student", "I am a student"),
+                SelectChoice("teacher", "I am a teacher (teacher accounts are approved first: "
+                             "until then you can learn as a student)"),
+            ]  # fmt: skip
 
 
 class ConfirmForm(FlaskForm):

@@ -233,14 +233,15 @@ def field(kind: str, row_id: int, name: str):
 @login_required
 def publish(course_id: int):
     course = access.course_for_owner(course_id, _me())
-    published = request.form.get("published") == "1"
-    svc.set_published(course, published)
-    message = "Published: the course is in the catalogue." if published else "Back to draft."
+    try:
+        message, error = svc.set_published(course, request.form.get("published") == "1"), None
+    except Invalid as exc:
+        error = message = exc.message
     if not htmx.targets("publish"):
-        flash(message, "success")
+        flash(message, "error" if error else "success")
     return htmx.answer(
         "authoring/partials/publish.html", redirect_to=_editor_url(course_id), ids=("publish",),
-        message=message, course=course, can_edit=True,
+        status=422 if error else 200, message=message, course=course, can_edit=True, error=error,
     )  # fmt: skip
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask_login import current_user, login_required
 
 from .. import htmx
 from ..guards import student_required
@@ -76,7 +76,9 @@ def enrol(course_id: int):
 @bp.post("/courses/<int:course_id>/unenrol")
 @student_required
 def unenrol(course_id: int):
-    service.unenrol(course_id, current_user)
+    if not service.unenrol(course_id, current_user):  # unpublished: gone from view with it
+        flash("You left the course. It is no longer in the catalogue.", "info")
+        return redirect(url_for("learning.my_learning"), code=303)
     flash("You left the course. If you enrol again, your completed blocks count again.", "info")
     return redirect(url_for("learning.course", course_id=course_id), code=303)
 
@@ -102,8 +104,10 @@ def _work_form(view, formdata=None):
 
 
 @bp.get("/courses/<int:course_id>/blocks/<int:block_id>")
-@student_required
+@login_required
 def block(course_id: int, block_id: int):
+    """The block page: for an enrolled student, or a read-only preview for the course's owner
+    and admins (``access.block_for_reader``)."""
     try:
         if htmx.targets(COMPLETION_ID):  # the completion alone (edit, cancel)
             view = service.unchanged(access.block_for_student(course_id, block_id, current_user))
@@ -117,7 +121,7 @@ def block(course_id: int, block_id: int):
         "learning/partials/completion.html", page="learning/block.html", ids=(COMPLETION_ID,),
         view=view, form=_work_form(view, formdata=None), editing=editing,
     )  # fmt: skip
-    if isinstance(view, outline.BlockView):
+    if isinstance(view, outline.BlockView) and not view.preview:
         service.record_visit(view)  # after rendering: its commit expires what the page shows
     return resp
 

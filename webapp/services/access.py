@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, and_, bindparam, literal, select
+from sqlalchemy import ColumnElement, and_, bindparam, literal, or_, select
 from sqlalchemy.orm import contains_eager, joinedload, load_only, raiseload
 
 from ..extensions import db
@@ -80,7 +80,9 @@ def course_for_manager(course_id, user: User) -> Course:
 
 
 def course_for_viewer(course_id, user: User | None) -> Course:
-    """A published course for anyone; a draft only for its owner and admins."""
+    """A published course for anyone; an unpublished one for its owner and admins (a draft,
+    or a preview) and for the students enrolled in it: unpublishing takes a course out of the
+    catalogue, never away from its students."""
     course_id = id_or_404(course_id, "course")
     course = db.session.get(Course, course_id)
     if course is None:
@@ -88,9 +90,16 @@ def course_for_viewer(course_id, user: User | None) -> Course:
     if course.is_published:
         return course
     signed_in = user is not None and getattr(user, "is_authenticated", False)
-    if signed_in and manages(course, user):
+    if signed_in and (manages(course, user) or enrolment(course.id, user) is not None):
         return course
     raise NotFound("No such course.")
+
+
+def previews(course: Course, user: User | None) -> bool:
+    """``user`` sees the course as a student would without being one: its owner or an admin
+    (read-only: no enrolment, no completions)."""
+    signed_in = user is not None and getattr(user, "is_authenticated", False)
+    return signed_in and not is_student(user) and manages(course, user)
 
 
 def section_for_owner(section_id, user: User) -> Section:
@@ -141,7 +150,7 @@ def enrolment(course_id: int, student: User | None) -> StudentCourse | None:
 
 
 def course_for_student(course_id, student: User) -> Course:
-    """A published course, for a student (enrol, leave, complete its blocks)."""
+    """A published course, for a student to enrol in (the catalogue's courses only)."""
     course = course_for_viewer(course_id, student)
     if not course.is_published or not is_student(student):
         raise NotFound("No such course.")
@@ -149,12 +158,15 @@ def course_for_student(course_id, student: User) -> Course:
 
 
 class StudentBlock(NamedTuple):
-    """What ``block_for_student`` found: the course, the block, the enrolment, the work."""
+    """What ``block_for_student`` found: the course, the block, the enrolment, the work.
+
+    From ``block_for_reader`` for an owner or admin: a preview, without enrolment and work."""
 
     course: Course
     block: ContentBlock
-    enrolment: StudentCourse
+    enrolment: StudentCourse | None
     completion: CompletedContentBlock | None
+    preview: bool = False
 
 
 @cache
@@ -180,7 +192,7 @@ def _student_block(hold: bool):
         .where(
             ContentBlock.id == bindparam("p_block"),
             Course.id == bindparam("p_course"),
-            Course.is_published,
+            or_(Course.is_published, StudentCourse.id.is_not(None)),  # enrolled: kept
         )
         .options(raiseload(Course.owner))
     )
@@ -193,13 +205,15 @@ def _student_block(hold: bool):
 
 
 def block_for_student(course_id, block_id, student: User, *, hold: bool = False) -> StudentBlock:
-    """The block if ``student`` is enrolled in its published course, in one statement.
+    """The block if ``student`` is enrolled in its course, in one statement.
 
-    A block of the course asked for by a student who is not enrolled: ``NotEnrolled``.
+    The course is published, or was and the student is enrolled (unpublishing keeps it for
+    them). A block of a published course asked for by a student who is not enrolled:
+    ``NotEnrolled``.
     ``hold`` (a change that depends on the course's blocks: a completion, an undo) also takes
     ``FOR KEY SHARE`` on the course row, which conflicts only with the teacher's ``FOR UPDATE``
     (students never wait for each other) and keeps the course's blocks still until the commit;
-    the row is read under it, so a course deleted or unpublished meanwhile is a 404. The block
+    the row is read under it, so a course deleted meanwhile is a 404. The block
     is then loaded without its content (a change never shows it).
     """
     course_id = id_or_404(course_id, "course")
@@ -214,6 +228,22 @@ def block_for_student(course_id, block_id, student: User, *, hold: bool = False)
     if enrolled is None:
         raise NotEnrolled("Enrol in this course to open its blocks.")
     return StudentBlock(course, block, enrolled, completion)
+
+
+def block_for_reader(course_id, block_id, user: User) -> StudentBlock:
+    """A block page's reader: an enrolled student (``block_for_student``), or the course's
+    owner or an admin previewing it as a student would (``preview``: read-only)."""
+    if is_student(user):
+        return block_for_student(course_id, block_id, user)
+    course = course_for_manager(course_id, user)
+    block = db.session.scalar(
+        select(ContentBlock)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .where(ContentBlock.id == id_or_404(block_id, "block"), Section.course_id == course.id)
+    )
+    if block is None:
+        raise NotFound("No such block.")
+    return StudentBlock(course, block, None, None, preview=True)
 
 
 # --- teaching ----------------------------------------------------------------------------------

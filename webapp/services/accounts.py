@@ -10,6 +10,7 @@ account (name, password change, email change, deletion, the sessions page) is se
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import hmac
@@ -34,6 +35,7 @@ PASSWORD_MIN = 10
 PASSWORD_MAX = 256
 COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "common-passwords.txt"
 SELF_SERVICE_ROLES = (Role.STUDENT, Role.TEACHER)
+TEACHERS_CLOSED = "Teacher accounts are made by an admin here: sign up as a student, or ask one."
 
 
 # --- values --------------------------------------------------------------------------------
@@ -204,6 +206,7 @@ def sign_up(name: str, email: str, password: str, role: str, ip: str) -> None:
     """
     if role not in SELF_SERVICE_ROLES:
         raise Invalid("Choose student or teacher.", "role")
+    role, requested = signup_role(role)
     email = check_email(email)
     problems = password_problems(password, email)
     if problems:
@@ -215,27 +218,45 @@ def sign_up(name: str, email: str, password: str, role: str, ip: str) -> None:
         if user is None:
             new_id = db.session.scalar(
                 insert(User)
-                .values(email=email, name=name, password_hash=password_hash, role=role)
+                .values(email=email, name=name, password_hash=password_hash, role=role,
+                        teacher_requested_at=requested)
                 .on_conflict_do_nothing(index_elements=["email"])
                 .returning(User.id)
-            )
+            )  # fmt: skip
             if new_id is not None:
                 user = db.session.get(User, new_id)
-                audit.record("signup", actor=user, target=user, ip=ip, role=role)
+                asked = {"teacher_request": True} if requested else {}
+                audit.record("signup", actor=user, target=user, ip=ip, role=role, **asked)
                 send_activation_email(user)
                 return
             user = find_by_email(email)  # inserted by someone else since the first look
             if user is None:  # and deleted again: vanishingly rare, ask for another try
                 raise Conflict("Please send the form again.", "email")
-        _sign_up_existing(user, name, password_hash, role, ip)
+        _sign_up_existing(user, name, password_hash, (role, requested), ip)
 
 
-def _sign_up_existing(user: User, name: str, password_hash: str, role: str, ip: str) -> None:
+def signup_role(role: str) -> tuple[str, dt.datetime | None]:
+    """The role a sign-up as ``role`` gets under TEACHER_SIGNUP, and the time of its teacher
+    request: ``open``, a teacher; ``approval``, a student with a request for an admin;
+    ``closed``, refused (admins make teachers)."""
+    if role != Role.TEACHER:
+        return role, None
+    mode = current_app.config["TEACHER_SIGNUP"]
+    if mode == "closed":
+        raise Invalid(TEACHERS_CLOSED, "role")
+    if mode == "approval":
+        return str(Role.STUDENT), utcnow()
+    return role, None
+
+
+def _sign_up_existing(user: User, name: str, password_hash: str, role: tuple, ip: str) -> None:
     """A sign-up for a registered address (see sign_up); the caller commits."""
+    role, requested = role
     if not user.is_active and user.activated_at is None and user.password_hash:
         user.password_hash = password_hash
         user.name = name
         user.role = role
+        user.teacher_requested_at = requested
         audit.record("signup", target=user, ip=ip, existing=True, replaced=True, role=role)
         send_activation_email(user)
     elif not user.is_active and user.activated_at is None:
@@ -270,11 +291,12 @@ def send_activation_email(user: User) -> None:
     queue_email(user.email, "activation", user=user, url=url, hours=hrs)
 
 
-def send_invitation_email(user: User) -> None:
-    """Queue an invitation to set a password (purpose "invite"); the caller commits."""
+def send_invitation_email(user: User, template: str = "invitation", **ctx) -> None:
+    """Queue an invitation to set a password (purpose "invite"); the caller commits.
+    ``template``: an admin's invitation, or a teacher's to a course (``course_invitation``)."""
     url = _bound_link("invite", user, "auth.accept_invite")
     hrs = hours("ACTIVATION_MAX_SECONDS")
-    queue_email(user.email, "invitation", user=user, url=url, hours=hrs)
+    queue_email(user.email, template, user=user, url=url, hours=hrs, **ctx)
 
 
 def _reset_link(user: User) -> str:

@@ -25,6 +25,7 @@ ADMIN_ACTIONS = (
     "admin.activated",
     "admin.activation_sent",
     "admin.course_deleted",
+    "admin.course_transferred",
     "admin.courses_transferred",
     "admin.deactivated",
     "admin.reactivated",
@@ -32,6 +33,8 @@ ADMIN_ACTIONS = (
     "admin.role_changed",
     "admin.session_ended",
     "admin.sessions_ended",
+    "admin.teacher_approved",
+    "admin.teacher_refused",
     "admin.user_created",
     "admin.user_deleted",
 )

@@ -27,7 +27,7 @@ from ..models import (
 )
 from . import Invalid, NotAllowed, NotFound, audit, insert, unit_of_work
 from .access import manages
-from .progress import sync_course_completion
+from .progress import block_total, sync_course_completion
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
@@ -252,11 +252,23 @@ def update_course_field(course: Course, name: str, value: str) -> Row:
     return _save_text(Course, course.id, _text(name, value))
 
 
+EMPTY_COURSE = "Add at least one block before publishing: there would be nothing to read."
+PUBLISHED = {
+    True: "Published: the course is in the catalogue.",
+    False: "Unpublished: out of the catalogue; enrolled students keep it and their work.",
+}
+
+
 @unit_of_work()
-def set_published(course: Course, published: bool) -> Course:
-    """Publish or unpublish; enrolments and completions are kept either way."""
+def set_published(course: Course, published: bool) -> str:
+    """Publish (a course with blocks; locked, as deleting a block locks it) or unpublish (out
+    of the catalogue, kept by enrolled students); returns what the teacher is told."""
+    if published:
+        lock(course.id)
+        if not db.session.scalar(block_total(course.id)):
+            raise Invalid(EMPTY_COURSE, field="published")
     course.is_published = bool(published)
-    return course
+    return PUBLISHED[course.is_published]
 
 
 @unit_of_work()

@@ -19,7 +19,14 @@ from ..models import GRADABLE, ContentBlock, Course, Section, StudentCourse, Use
 from ..models import CompletedContentBlock as CCB
 from .access import enrolled_work
 from .gradebook import course_blocks
-from .progress import block_ids, block_total, done_per_student, percent
+from .progress import (
+    AVERAGE_RULES,
+    block_ids,
+    block_total,
+    done_per_student,
+    grade_average,
+    percent,
+)
 
 _FORMULA = frozenset("=+-@\t\r")
 
@@ -80,8 +87,10 @@ def _fmt_avg(value) -> str:
 def gradebook_csv(course: Course, chunk: int = 1000) -> Iterator[str]:
     """The gradebook, one line per enrolled student, streamed (a server-side cursor).
 
-    Columns: student, email, one per gradable block (the grade, empty if none), average.
+    Columns: student, email, one per gradable block (the grade, empty if none), average by the
+    course's rule (``progress.grade_average``, as the gradebook page), named in its header.
     """
+    rule = course.average_rule
     blocks = course_blocks(course.id, gradable_only=True)
     index = {b.id: i for i, b in enumerate(blocks)}
     gradable = block_ids(course.id).where(ContentBlock.type.in_(GRADABLE))
@@ -91,11 +100,7 @@ def gradebook_csv(course: Course, chunk: int = 1000) -> Iterator[str]:
         .join(User, User.id == StudentCourse.student_id)
         .outerjoin(
             CCB,
-            and_(
-                CCB.student_id == User.id,
-                CCB.content_block_id.in_(gradable),
-                CCB.grade.is_not(None),
-            ),
+            and_(CCB.student_id == User.id, CCB.content_block_id.in_(gradable)),
         )
         .where(StudentCourse.course_id == course.id)
         .order_by(User.name, User.id)
@@ -105,15 +110,18 @@ def gradebook_csv(course: Course, chunk: int = 1000) -> Iterator[str]:
     def rows(result):
         for (_sid, name, email), grades_of in groupby(result, key=lambda r: (r[0], r[1], r[2])):
             grades: list = [""] * len(blocks)
-            total = count = 0
+            total = graded = handed_in = 0
             for *_, bid, g in grades_of:
-                if bid is not None and g is not None and bid in index:
-                    grades[index[bid]] = g
-                    total += g
-                    count += 1
-            yield [name, email, *grades, _fmt_avg(total / count if count else None)]
+                if bid is not None and bid in index:
+                    handed_in += 1
+                    if g is not None:
+                        grades[index[bid]] = g
+                        total += g
+                        graded += 1
+            average = grade_average(total, graded, len(blocks) - handed_in, rule)
+            yield [name, email, *grades, _fmt_avg(average)]
 
-    header = ["Student", "Email", *[b.title for b in blocks], "Average"]
+    header = ["Student", "Email", *[b.title for b in blocks], f"Average ({AVERAGE_RULES[rule]})"]
     return _stream(header, stmt, rows)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import Integer, Select, bindparam, case, func, select, tuple_
+from sqlalchemy import Integer, Select, bindparam, case, func, select, true, tuple_
 
 from ..extensions import db
 from ..models import (
@@ -24,10 +24,11 @@ from ..models import (
     StudentCourse,
     User,
 )
+from . import Invalid, unit_of_work
 from .access import completion_for_grader, enrolled, student_for_teacher
 from .grading import Graded, grade, version_of
 from .grading_queue import COURSE, Count, count_of
-from .progress import percent
+from .progress import AVERAGE_RULES, grade_average, percent
 
 STUDENTS = 25  # rows a page
 BLOCKS = 20  # columns a page
@@ -223,7 +224,7 @@ def gradebook(course: Course, page: int = 1, block_page: int = 1, count=True) ->
                 cells[(sid, bid)] = Cell(cid, g, bool(stale), str(version))
         progress = {sid: percent(n, cols.total) for sid, n in done.items()}
     gradable = {c.id for c in columns if c.is_gradable}
-    row_avg, col_avg = _averages(cells, sids, gradable)
+    row_avg, col_avg = _averages(cells, sids, gradable, course.average_rule)
     queue = None
     if count:
         queue = Count(db.session.scalar(select(count_of()), {"course_id": course.id}))
@@ -231,18 +232,35 @@ def gradebook(course: Course, page: int = 1, block_page: int = 1, count=True) ->
                      col_avg, rows, cols, queue)  # fmt: skip
 
 
-def _averages(cells, sids, gradable) -> tuple[dict[int, float], dict[int, float]]:
-    """Row and column averages of the page's grades (gradable blocks only)."""
-    rows: dict[int, list[int]] = {}
-    cols: dict[int, list[int]] = {}
+def _averages(cells, sids, gradable, rule) -> tuple[dict[int, float], dict[int, float]]:
+    """Row and column averages of the page's grades (gradable blocks only), by ``rule``: a
+    row's missing work is the page's gradable blocks it has no cell in; a column's, the page's
+    students without a cell."""
+    rows = {sid: [0, 0, 0] for sid in sids}  # sum of grades, graded, handed in
+    cols = {bid: [0, 0, 0] for bid in gradable}
     for (sid, bid), cell in cells.items():
-        if bid in gradable and cell.grade is not None:
-            rows.setdefault(sid, []).append(cell.grade)
-            cols.setdefault(bid, []).append(cell.grade)
+        if bid in gradable:
+            for acc in (rows[sid], cols[bid]):
+                acc[2] += 1
+                if cell.grade is not None:
+                    acc[0] += cell.grade
+                    acc[1] += 1
+    row_avg = {k: grade_average(t, g, len(gradable) - n, rule) for k, (t, g, n) in rows.items()}
+    col_avg = {k: grade_average(t, g, len(sids) - n, rule) for k, (t, g, n) in cols.items()}
     return (
-        {k: sum(v) / len(v) for k, v in rows.items()},
-        {k: sum(v) / len(v) for k, v in cols.items()},
+        {k: v for k, v in row_avg.items() if v is not None},
+        {k: v for k, v in col_avg.items() if v is not None},
     )
+
+
+@unit_of_work()
+def set_average_rule(course: Course, rule: str) -> str:
+    """The course's rule for its gradebook averages (``progress.AVERAGE_RULES``); returns how
+    the pages say it."""
+    if rule not in AVERAGE_RULES:
+        raise Invalid("Choose how averages count missing work.", field="rule")
+    course.average_rule = rule
+    return AVERAGE_RULES[rule]
 
 
 def window_of(course: Course, student_id: int, block_id: int) -> tuple[int, int]:
@@ -290,30 +308,38 @@ def parse_ids(text: str | None) -> list[int]:
 
 @cache
 def _averages_stmt() -> Select:
-    """After a cell save: the student's average over the page's blocks, the block's over the
-    page's students (only the course's gradable blocks and enrolled students), the queue."""
+    """After a cell save: for the student's row over the page's blocks and the block's column
+    over the page's students (only the course's gradable blocks and enrolled students), the sum
+    of the grades, how many are graded, how many handed in and how many could be; the queue."""
     c = CCB
-    row = (
-        select(func.avg(c.grade))
-        .join(ContentBlock, ContentBlock.id == c.content_block_id)
+    gradable = (
+        select(ContentBlock.id)
         .join(Section, ContentBlock.section_id == Section.id)
         .where(
-            c.student_id == bindparam("student_id", type_=Integer),
-            c.content_block_id.in_(bindparam("blocks", expanding=True)),
+            ContentBlock.id.in_(bindparam("blocks", expanding=True)),
             Section.course_id == COURSE,
             ContentBlock.type.in_(GRADABLE),
         )
     )
-    col = select(func.avg(c.grade)).where(
+    row = select(func.coalesce(func.sum(c.grade), 0), func.count(c.grade), func.count()).where(
+        c.student_id == bindparam("student_id", type_=Integer),
+        c.content_block_id.in_(gradable),
+    )
+    row_slots = select(func.count()).select_from(gradable.subquery())
+    col = select(func.coalesce(func.sum(c.grade), 0), func.count(c.grade), func.count()).where(
         c.content_block_id == bindparam("block_id", type_=Integer),
         c.student_id.in_(bindparam("students", expanding=True)),
         enrolled(COURSE, c.student_id),
     )
-    return select(
-        row.scalar_subquery().label("row_avg"),
-        col.scalar_subquery().label("col_avg"),
-        count_of().label("waiting"),
+    col_slots = select(func.count(StudentCourse.id)).where(
+        StudentCourse.course_id == COURSE,
+        StudentCourse.student_id.in_(bindparam("students", expanding=True)),
     )
+    rs, cs = row.subquery("r"), col.subquery("c")  # one row each
+    return select(
+        *rs.c, row_slots.scalar_subquery(), *cs.c, col_slots.scalar_subquery(),
+        count_of().label("waiting"),
+    ).select_from(rs.join(cs, true()))  # fmt: skip
 
 
 def save_cell(
@@ -339,9 +365,11 @@ def save_cell(
         }
         return _averages_stmt(), params
 
+    rule = course.average_rule  # read before the commit expires the row
     done, rows = grade(course, completion_id, grader, grade_value, None, version, then)
-    (row_avg, col_avg, waiting), *_ = rows
+    (r_sum, r_graded, r_in, r_slots, c_sum, c_graded, c_in, c_slots, waiting), *_ = rows
+    row_avg = grade_average(int(r_sum), r_graded, r_slots - r_in, rule)
+    col_avg = grade_average(int(c_sum), c_graded, c_slots - c_in, rule)
     stale = done.updated_at > done.graded_at
     cell = Cell(done.id, done.grade, stale, str(done.version))
-    as_float = lambda v: None if v is None else float(v)  # noqa: E731
-    return SavedCell(done, cell, as_float(row_avg), as_float(col_avg), Count(waiting))
+    return SavedCell(done, cell, row_avg, col_avg, Count(waiting))

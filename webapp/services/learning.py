@@ -56,8 +56,8 @@ def _hold_structure(course_id: int) -> None:
     with the teacher's delete. (A completion takes the same lock in its guard,
     ``block_for_student(hold=True)``.)
 
-    The row is read under the lock: if the teacher deleted (or unpublished) the course while
-    this waited, NotFound, before anything is written for a course that is gone.
+    The row is read under the lock: if the teacher deleted (or unpublished: nobody new enrols)
+    the course while this waited, NotFound, before anything is written.
     """
     published = db.session.scalar(
         select(Course.is_published)
@@ -85,15 +85,18 @@ def enrol(course_id: int, student: User) -> None:
 
 
 @unit_of_work()
-def unenrol(course_id: int, student: User) -> None:
-    """Leave a course; completions stay, so enrolling again brings the progress back."""
+def unenrol(course_id: int, student: User) -> bool:
+    """Leave a course; completions stay, so enrolling again brings the progress back.
+    Returns whether the course is published (one that is not cannot be joined again)."""
     course = course_for_viewer(course_id, student)
+    published = course.is_published
     if is_student(student):
         db.session.execute(
             delete(StudentCourse).where(
                 StudentCourse.course_id == course.id, StudentCourse.student_id == student.id
             )
         )
+    return published
 
 
 @unit_of_work(missing=NO_BLOCK)

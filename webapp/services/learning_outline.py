@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 from ..extensions import db
 from ..models import CompletedContentBlock, ContentBlock, Course, Section, StudentCourse, User
 from . import NotFound
-from .access import block_for_student, course_for_viewer, is_student
+from .access import block_for_reader, course_for_viewer, is_student, previews
 from .access import enrolment as enrolment_of
 from .progress import Figures, section_figures
 
@@ -270,6 +270,12 @@ class CourseView:
     enrolment: StudentCourse | None
     resume: Link | None = None  # where to carry on (enrolled students)
     first_id: int | None = None
+    preview: bool = False  # the owner or an admin sees it as a student would
+
+    @property
+    def linked(self) -> bool:
+        """The outline links to the block pages (for enrolled students and previews)."""
+        return self.enrolment is not None or self.preview
 
     @property
     def figures(self) -> Figures:
@@ -277,7 +283,10 @@ class CourseView:
 
     @property
     def state(self) -> str:
-        """``enrol``, ``start``, ``resume``, ``review`` or ``empty`` (the main button)."""
+        """``enrol``, ``preview``, ``start``, ``resume``, ``review`` or ``empty`` (the main
+        button)."""
+        if self.preview:
+            return "preview" if self.first_id is not None else "empty"
         if self.enrolment is None:
             return "enrol"
         if self.resume is None:
@@ -295,9 +304,15 @@ def course_page(course_id: int, user: User | None, section_id: int | None = None
     course = course_for_viewer(course_id, user)
     enrolled = enrolment_of(course.id, user)
     student_id = user.id if is_student(user) else None
-    view = CourseView(course, sections(course.id, student_id), enrolled)
+    view = CourseView(
+        course, sections(course.id, student_id), enrolled, preview=previews(course, user)
+    )
     if enrolled is not None:
         view.resume, view.first_id = resume(course.id, enrolled.student_id, enrolled.last_block_id)
+    elif view.preview:
+        view.first_id = db.session.scalar(
+            _in_order(ContentBlock.id).where(Section.course_id == course.id).limit(1)
+        )
     current = view.resume.section_id if view.resume else None
     if current is None and view.outline.sections:
         current = view.outline.sections[0].id
@@ -314,7 +329,8 @@ class SectionView:
 
 
 def section_blocks(course_id: int, section_id: int, user: User | None) -> SectionView:
-    """A folded section's blocks, loaded on demand (links for enrolled students)."""
+    """A folded section's blocks, loaded on demand (links for enrolled students and
+    previews)."""
     course = course_for_viewer(course_id, user)
     enrolled = enrolment_of(course.id, user)
     student_id = user.id if is_student(user) else None
@@ -326,7 +342,8 @@ def section_blocks(course_id: int, section_id: int, user: User | None) -> Sectio
     if not rows:
         raise NotFound(NO_SECTION)
     blocks = [OutlineBlock(*row[1:]) for row in rows if row[1] is not None]
-    return SectionView(course.id, section_id, blocks, enrolled is not None)
+    linked = enrolled is not None or previews(course, user)
+    return SectionView(course.id, section_id, blocks, linked)
 
 
 def resume_target(course_id: int, student: User) -> Link | None:
@@ -346,11 +363,16 @@ class BlockView:
 
     course: Course
     block: ContentBlock
-    enrolment: StudentCourse
+    enrolment: StudentCourse | None  # None: a preview
     completion: CompletedContentBlock | None
     outline: Outline
     prev: Link | None = None
     next: Link | None = None
+
+    @property
+    def preview(self) -> bool:
+        """The owner or an admin reading the block as a student would: nothing to record."""
+        return self.enrolment is None
 
     @property
     def course_id(self) -> int:
@@ -358,7 +380,7 @@ class BlockView:
 
     @property
     def completed(self) -> bool:
-        return self.enrolment.completed
+        return self.enrolment is not None and self.enrolment.completed
 
     @property
     def figures(self) -> Figures:
@@ -370,15 +392,17 @@ class BlockView:
 
 
 def block_page(
-    course_id: int, block_id: int, student: User, section_id: int | None = None
+    course_id: int, block_id: int, reader: User, section_id: int | None = None
 ) -> BlockView:
     """The block page's data: the block, its section's blocks (and ``section_id``'s, opened
     without JavaScript), every section's counts, previous and next. Records no visit:
-    ``record_visit`` does, once the page is rendered."""
-    held = block_for_student(course_id, block_id, student)
+    ``record_visit`` does, once the page is rendered. For the course's owner or an admin, a
+    preview: the same page without a student's progress (``access.block_for_reader``)."""
+    held = block_for_reader(course_id, block_id, reader)
     course, block = held.course, held.block
-    outline = sections(course.id, held.enrolment.student_id)
-    open_sections(outline, held.enrolment.student_id, block.section_id, section_id)
+    student_id = None if held.preview else held.enrolment.student_id
+    outline = sections(course.id, student_id)
+    open_sections(outline, student_id, block.section_id, section_id)
     row = db.session.execute(_neighbours(), {"p_course": course.id, "p_block": block.id}).one()
     return BlockView(
         course, block, held.enrolment, held.completion, outline,

@@ -20,6 +20,22 @@ def percent(done: int, total: int) -> int:
     return done * 100 // total if total else 0
 
 
+AVERAGE_RULES = {  # the teacher's choice per course (Course.average_rule), as the pages say it
+    "graded": "average of graded work",
+    "zero": "missing work counts as 0",
+}
+
+
+def grade_average(total: int, graded: int, missing: int, rule: str) -> float | None:
+    """The average of ``graded`` grades summing to ``total``, by the course's rule: ``graded``
+    leaves out work not handed in, ``zero`` counts each of the ``missing`` pieces as 0. Work
+    handed in and waiting for a grade is left out by both. None when nothing counts.
+
+    The gradebook page, a cell save and the gradebook CSV all average through here."""
+    count = graded + (missing if rule == "zero" else 0)
+    return total / count if count else None
+
+
 @dataclass(frozen=True)
 class Figures:
     """How much of a course (or of one section) a student has done."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import and_, asc, delete, desc, func, or_, select
@@ -25,7 +26,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import Invalid, NotFound, insert, unit_of_work
+from . import Invalid, NotFound, accounts, audit, insert, unit_of_work
 from .access import student_for_teacher
 from .progress import block_total, done_per_student, percent, sync_course_completion
 
@@ -113,9 +114,6 @@ def roster(
 # --- enrolling and removing --------------------------------------------------------------------
 
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
 def parse_addresses(text: str) -> list[str]:
     """Addresses separated by commas, semicolons or whitespace; lower-cased, each once."""
     seen: dict[str, None] = {}
@@ -126,11 +124,35 @@ def parse_addresses(text: str) -> list[str]:
     return list(seen)
 
 
-def enrol_by_email(course: Course, text: str) -> list[tuple[str, str]]:
-    """Enrol existing active students by address; one (address, result) per address.
+ENROLLED = "enrolled"
+ALREADY = "already enrolled"
+INVITED = "invited: no account yet, an email asks them to set a password (enrolled)"
+NOT_ACTIVATED = "enrolled (their account is not activated yet)"
+DEACTIVATED = "account deactivated: not enrolled"
+NOT_AN_ADDRESS = "not an email address"
+STAFF = {
+    Role.TEACHER: "a teacher's account: only student accounts can be enrolled in a course",
+    Role.ADMIN: "an admin's account: only student accounts can be enrolled in a course",
+}
 
-    Results: ``enrolled``, ``already enrolled``, ``no such student``, ``not an email address``.
-    Safe against a concurrent enrolment of the same student (ON CONFLICT DO NOTHING).
+
+class EnrolResult(NamedTuple):
+    """What enrolling one address did; ``ok``: the person is enrolled now."""
+
+    address: str
+    result: str
+    ok: bool
+
+
+def enrol_by_email(course: Course, text: str, teacher: User, ip: str = "") -> list[EnrolResult]:
+    """Enrol students by address; one result per address, in the order pasted.
+
+    Students (active, or not activated yet) are enrolled. An address without an account gets
+    one: a pending student account without a password, enrolled at once, and an invitation
+    (the same link as an admin's, ``accounts.send_invitation_email``) to set the password, in
+    the same transaction; a second paste of it sends the invitation again. Teachers' and
+    admins' addresses are refused with the reason; deactivated accounts are left alone.
+    Safe against a concurrent enrolment or sign-up of the same address (ON CONFLICT DO NOTHING).
     """
     addresses = parse_addresses(text)
     if not addresses:
@@ -141,27 +163,61 @@ def enrol_by_email(course: Course, text: str) -> list[tuple[str, str]]:
             f"{len(addresses)}). Nobody was enrolled; paste them in smaller batches.",
             field="emails",
         )
-    valid = [a for a in addresses if _EMAIL.match(a) and len(a) <= 254]
+    valid = [a for a in addresses if _deliverable(a)]
     with unit_of_work(missing="No such course."):
-        students = dict(
-            db.session.execute(
-                select(User.email, User.id).where(
-                    User.email.in_(valid), User.role == Role.STUDENT, User.is_active.is_(True)
-                )
-            ).all()
-        )
-        inserted = _enrol(course.id, list(students.values()))
-    results = []
-    for addr in addresses:
-        if addr not in valid:
-            results.append((addr, "not an email address"))
-        elif addr not in students:
-            results.append((addr, "no such student"))
-        elif students[addr] in inserted:
-            results.append((addr, "enrolled"))
-        else:
-            results.append((addr, "already enrolled"))
-    return results
+        users = {u.email: u for u in db.session.scalars(select(User).where(User.email.in_(valid)))}
+        for addr in valid:
+            if addr not in users and (user := _invite(addr, teacher, course, ip)) is not None:
+                users[addr] = user
+        students = {
+            a: u for a, u in users.items() if u.is_student and (u.is_active or not u.activated_at)
+        }
+        inserted = _enrol(course.id, [u.id for u in students.values()])
+        invited = {a for a, u in students.items() if not u.activated_at and not u.password_hash}
+        for addr in invited:
+            accounts.send_invitation_email(
+                students[addr], "course_invitation", course=course, teacher=teacher
+            )
+    return [_result(a, valid, users, students, inserted, invited) for a in addresses]
+
+
+def _deliverable(address: str) -> bool:
+    try:
+        return accounts.check_email(address) == address
+    except Invalid:
+        return False
+
+
+def _invite(address: str, teacher: User, course: Course, ip: str) -> User | None:
+    """A pending student account for an address that has none (the caller commits)."""
+    new_id = db.session.scalar(
+        insert(User)
+        .values(email=address, name=address.partition("@")[0][:120], role=str(Role.STUDENT))
+        .on_conflict_do_nothing(index_elements=["email"])
+        .returning(User.id)
+    )
+    if new_id is None:  # signed up or invited by someone else meanwhile
+        return db.session.scalar(select(User).where(User.email == address))
+    user = db.session.get(User, new_id)
+    audit.record("teacher.student_invited", actor=teacher, target=user, ip=ip, course_id=course.id)
+    return user
+
+
+def _result(addr, valid, users, students, inserted, invited) -> EnrolResult:
+    if addr not in valid:
+        return EnrolResult(addr, NOT_AN_ADDRESS, False)
+    user = users.get(addr)
+    if user is None:  # its account was created and deleted again meanwhile
+        return EnrolResult(addr, "not enrolled: please try again", False)
+    if addr not in students:
+        if user.is_student:
+            return EnrolResult(addr, DEACTIVATED, False)
+        return EnrolResult(addr, STAFF[Role(user.role)], False)
+    if addr in invited:
+        return EnrolResult(addr, INVITED, True)
+    if user.id not in inserted:
+        return EnrolResult(addr, ALREADY, True)
+    return EnrolResult(addr, ENROLLED if user.is_active else NOT_ACTIVATED, True)
 
 
 def _enrol(course_id: int, student_ids: list[int]) -> set[int]:

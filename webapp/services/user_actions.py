@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import sessions
 from ..extensions import db
+from ..mail import queue_email
 from ..models import Course, Role, User, utcnow
 from . import Conflict, Invalid, NotAllowed, NotFound, accounts, after_commit, audit, unit_of_work
 from .access import user_for_admin
@@ -174,6 +175,35 @@ def end_session(actor: User, user_id: int, sid: str, ip: str) -> User:
     return user
 
 
+def _teacher_request(user_id: int) -> User:
+    user = user_for_admin(user_id)
+    if user.teacher_requested_at is None or user.role != Role.STUDENT:
+        raise Conflict("This account has no open request to be a teacher.")
+    return user
+
+
+@unit_of_work()
+def approve_teacher(actor: User, user_id: int, ip: str) -> User:
+    """Grant a sign-up's request to be a teacher (TEACHER_SIGNUP=approval): the role changes as
+    an admin's role change does (their sessions end), the person is told by email."""
+    user = _teacher_request(user_id)
+    user.role, user.teacher_requested_at = str(Role.TEACHER), None
+    accounts.end_all_sessions(user)
+    audit.record("admin.teacher_approved", actor=actor, target=user, ip=ip)
+    queue_email(user.email, "teacher_approved", user=user, url=accounts.link("auth.login"))
+    return user
+
+
+@unit_of_work()
+def refuse_teacher(actor: User, user_id: int, ip: str) -> User:
+    """Refuse a request to be a teacher: the account stays a student; the person is told."""
+    user = _teacher_request(user_id)
+    user.teacher_requested_at = None
+    audit.record("admin.teacher_refused", actor=actor, target=user, ip=ip)
+    queue_email(user.email, "teacher_refused", user=user)
+    return user
+
+
 @unit_of_work()
 def send_reset(actor: User, user_id: int, ip: str) -> User:
     user = user_for_admin(user_id)
@@ -316,13 +346,19 @@ def delete_user(actor: User, user_id: int, ip: str) -> str:
     return email
 
 
+def receiving_teacher(to_email: str, owner_id: int) -> User:
+    """The active teacher, other than the owner, named by ``to_email`` (who takes courses)."""
+    to = accounts.find_by_email(to_email)
+    if to is None or to.role != Role.TEACHER or not to.is_active or to.id == owner_id:
+        raise Invalid("Enter the email of another active teacher.", field="to_email")
+    return to
+
+
 @unit_of_work()
 def transfer_courses(actor: User, user_id: int, to_email: str, ip: str) -> int:
     """Give every course the user owns to another teacher, in one transaction."""
     user = user_for_admin(user_id)
-    to = accounts.find_by_email(to_email)
-    if to is None or to.role != Role.TEACHER or not to.is_active or to.id == user.id:
-        raise Invalid("Enter the email of another active teacher.", field="to_email")
+    to = receiving_teacher(to_email, user.id)
     result = db.session.execute(
         update(Course)
         .where(Course.user_id == user.id)

@@ -23,7 +23,7 @@ from . import NotFound, accounts, id_or_404, progress
 from .access import user_for_admin
 
 ROLES = tuple(str(r) for r in Role)
-STATUSES = ("active", "pending", "deactivated")
+STATUSES = ("active", "pending", "deactivated", "requested")  # requested: asks to teach
 PAGE_SIZE = 50
 MAX_PAGE = 200  # bounded offset: at most 10,000 rows deep; beyond that, narrow the search
 COUNT_CAP = MAX_PAGE * PAGE_SIZE  # counts stop here ("10,000+"): a count never scans the table
@@ -130,6 +130,8 @@ def _filtered(stmt: Select, f: UserFilter) -> Select:
         stmt = stmt.where(User.is_active.is_(False), User.activated_at.is_(None))
     elif f.status == "deactivated":
         stmt = stmt.where(User.is_active.is_(False), User.activated_at.is_not(None))
+    elif f.status == "requested":  # the partial index ix_users_teacher_requests
+        stmt = stmt.where(User.teacher_requested_at.is_not(None))
     return stmt
 
 

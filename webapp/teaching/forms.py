@@ -1,7 +1,8 @@
 """Forms of the teaching pages."""
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, TextAreaField
+from wtforms import HiddenField, IntegerField, RadioField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 GRADE_RANGE = NumberRange(min=0, max=100, message="A grade is a whole number from 0 to 100.")
@@ -31,3 +32,16 @@ class CellForm(FlaskForm):
         render_kw={"min": 0, "max": 100, "step": 1, "inputmode": "numeric"},
     )
     version = HiddenField(validators=[DataRequired()])
+
+
+class AverageRuleForm(FlaskForm):
+    """The course's choice for its gradebook averages (services/progress.py, AVERAGE_RULES)."""
+
+    rule = RadioField(
+        "How averages count work not handed in",
+        choices=[
+            SelectChoice("graded", "Average of graded work: work not handed in is left out"),
+            SelectChoice("zero", "Missing work counts as 0"),
+        ],
+        validators=[DataRequired("Choose how averages count missing work.")],
+    )

@@ -18,9 +18,11 @@ from flask import (
 from flask_login import current_user, login_required
 
 from .. import htmx, limits
+from ..extensions import client_ip
 from ..services import Invalid, NotFound, access, exports, gradebook, grading, grading_queue, roster
+from ..services.progress import AVERAGE_RULES
 from . import bp
-from .forms import CellForm, EnrolForm, GradeForm
+from .forms import AverageRuleForm, CellForm, EnrolForm, GradeForm
 
 BASE = "/teach/courses/<int:course_id>"
 PANEL = "grading-panel"
@@ -87,14 +89,14 @@ def enrol(course_id: int):
     form, results = EnrolForm(), None
     if form.validate():
         try:
-            results = roster.enrol_by_email(course, form.emails.data)
+            results = roster.enrol_by_email(course, form.emails.data, _me(), client_ip())
         except Invalid as exc:
             form.emails.errors = [exc.message]
     if results and not htmx.targets("enrol"):
-        for address, result in results:
-            flash(f"{address}: {result}", "success" if result == "enrolled" else "warning")
+        for r in results:
+            flash(f"{r.address}: {r.result}", "success" if r.ok else "warning")
         return htmx.hx_redirect(url_for("teaching.roster", course_id=course.id))
-    enrolled = sum(1 for _, r in results or () if r == "enrolled")
+    enrolled = sum(1 for r in results or () if r.ok and r.result != roster.ALREADY)
     others = len(results or ()) - enrolled
     message = f"{enrolled} student{'s' * (enrolled != 1)} enrolled in {course.title}" + (
         f"; {others} address{'es' * (others != 1)} not enrolled: see the list" if others else ""
@@ -266,11 +268,30 @@ def gradebook_page(course_id: int):
     # Cell links relative to the page (they are most of its bytes): "gradebook/cells/<id>".
     here = posixpath.dirname(url_for("teaching.gradebook", course_id=course.id))
     cell = url_for("teaching.cell_edit", course_id=course.id, completion_id=0)
-    ctx = {"course": course, "book": book, "cell_base": posixpath.relpath(cell, here)[:-1]}
+    ctx = {"course": course, "book": book, "cell_base": posixpath.relpath(cell, here)[:-1],
+           "rules": AVERAGE_RULES}  # fmt: skip
     return htmx.answer(
         "teaching/partials/gradebook_view.html", page="teaching/gradebook.html", ids=(VIEW,),
-        tab="gradebook", queue_count=book.queue_count, **ctx,
+        tab="gradebook", queue_count=book.queue_count, rule_form=_rule_form(course), **ctx,
     )  # fmt: skip
+
+
+def _rule_form(course, formdata=None) -> AverageRuleForm:
+    return AverageRuleForm(formdata=formdata, rule=course.average_rule)
+
+
+@bp.post(BASE + "/gradebook/average")
+@login_required
+def average_rule(course_id: int):
+    """The course's choice: missing work counts as 0, or the average of graded work."""
+    course = _course(course_id)
+    form = AverageRuleForm()
+    if form.validate():
+        said = gradebook.set_average_rule(course, form.rule.data)
+        flash(f"Averages now: {said}.", "success")
+    else:
+        flash(form.rule.errors[0], "error")
+    return htmx.hx_redirect(url_for("teaching.gradebook", course_id=course_id))
 
 
 def _cell_form(course, completion, cell, form=None, status: int = 200, **extra):
