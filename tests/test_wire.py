@@ -20,8 +20,9 @@ class _Assets(HTMLParser):
         a = dict(attrs)
         if tag == "script" and a.get("src"):
             self.urls.append(a["src"])
-        if tag == "link" and a.get("rel") in ("stylesheet", "icon"):
-            self.urls.append(a["href"])
+        if tag == "link" and a.get("rel") in ("stylesheet", "icon", "preload"):
+            if not a["href"].startswith("data:"):  # an inline icon costs no request
+                self.urls.append(a["href"])
 
 
 def _assets(html: str) -> list[str]:
@@ -62,7 +63,7 @@ def test_static_files_have_fingerprinted_names_and_are_immutable(app, client):
     urls = _assets(html)
     assert any(u.endswith(".js") for u in urls) and any(u.endswith(".css") for u in urls)
     for url in urls:
-        assert re.search(r"\.[0-9a-f]{10}\.(css|js|svg)$", url), url
+        assert re.search(r"\.[0-9a-f]{10}\.(css|js|svg|woff2)$", url), url
         response = client.get(url, headers={"Accept-Encoding": "br"})
         assert response.status_code == 200, url
         cache = response.cache_control
@@ -95,3 +96,74 @@ def test_a_changed_file_gets_a_new_name(app, tmp_path, monkeypatch):
         second = url_for("static", filename="x.css")
     assert first != second
     assert assets.fingerprinted(app, "LICENSE") == "LICENSE"
+
+
+# --- a first visit: at most 60 kB compressed in at most 5 requests (issue 12) -----------------
+
+FIRST_VISIT_BYTES = 60_000
+FIRST_VISIT_REQUESTS = 5
+
+
+def _css_urls(css: str, base: str) -> list[str]:
+    """What a stylesheet loads (url(...)), as paths resolved against the stylesheet's own."""
+    folder = base.rsplit("/", 1)[0]
+    found = []
+    for ref in re.findall(r"url\(\s*[\"']?([^\"')]+)", css):
+        if ref.startswith("data:"):
+            continue
+        parts = folder.split("/")
+        for piece in ref.split("/"):
+            if piece == "..":
+                parts.pop()
+            elif piece != ".":
+                parts.append(piece)
+        found.append("/".join(parts))
+    return found
+
+
+def test_a_first_visit_stays_within_sixty_kilobytes_in_five_requests(app, client):
+    """The home page as a new visitor's browser loads it: the page, what it links (styles,
+    scripts, the preloaded font) and what its stylesheets load, each compressed as served.
+    The favicon is inline (a data: URL), so it costs no request."""
+    page = client.get("/", headers={"Accept-Encoding": "br, gzip"})
+    assert page.status_code == 200 and page.headers["Content-Encoding"] == "br"
+    html = brotli.decompress(page.get_data()).decode()
+    sizes = {"/": len(page.get_data())}
+    queue = _assets(html)
+    while queue:
+        url = queue.pop(0)
+        if url in sizes:
+            continue
+        response = client.get(url, headers={"Accept-Encoding": "br, gzip"})
+        assert response.status_code == 200, url
+        sizes[url] = len(response.get_data())
+        if url.endswith(".css"):
+            body = response.get_data()
+            if response.headers.get("Content-Encoding") == "br":
+                body = brotli.decompress(body)
+            queue += _css_urls(body.decode(), url)
+    assert any(u.endswith(".woff2") for u in sizes), sizes  # the font is part of the visit
+    assert len(sizes) <= FIRST_VISIT_REQUESTS, sizes
+    assert sum(sizes.values()) <= FIRST_VISIT_BYTES, sizes
+    print("first visit", sum(sizes.values()), sizes)
+
+
+def test_the_font_is_self_hosted_once_with_its_licence(app, client):
+    """The stylesheet and the preload name the same fingerprinted file, served immutable as a
+    font; nothing is loaded from another host."""
+    from pathlib import Path
+
+    html = client.get("/").get_data(as_text=True)
+    [preload] = [u for u in _assets(html) if u.endswith(".woff2")]
+    css_url = next(u for u in _assets(html) if u.endswith(".css"))
+    css = client.get(css_url).get_data(as_text=True)
+    assert _css_urls(css, css_url) == [preload]
+    assert "font-display: swap" in css
+    response = client.get(preload)
+    assert response.status_code == 200
+    assert response.mimetype == "font/woff2"
+    assert response.cache_control.immutable and response.cache_control.max_age == 31_536_000
+    folder = Path(app.static_folder) / "vendor" / "figtree"
+    assert "SIL Open Font License" in (folder / "LICENSE").read_text()
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in html

@@ -6,6 +6,11 @@ and any name can be cached forever (``Cache-Control: public, max-age=31536000, i
 request for a name whose fingerprint is not the file's current one (a page from before a
 deploy), or for the plain name, is still served, with ``no-cache``. Templates keep using
 ``url_for('static', ...)``; nothing else changes.
+
+A file referenced from a stylesheet (a web font: ``url()`` in CSS cannot call ``url_for``) is
+stored under its fingerprinted name already (``figtree-latin-wght-normal.4ba7d3d096.woff2``):
+such a name, whose digest is the file's own, is served immutable as it is and ``url_for`` keeps
+it unchanged, so the stylesheet and a ``<link rel="preload">`` name the same URL.
 """
 
 from __future__ import annotations
@@ -34,9 +39,15 @@ def _digest(app: Flask, filename: str) -> str | None:
     return digest
 
 
+def _self_fingerprinted(app: Flask, filename: str) -> bool:
+    """The file is stored under a name that carries its own digest."""
+    match = _FINGERPRINTED.match(filename)
+    return bool(match) and _digest(app, filename) == match["digest"]
+
+
 def fingerprinted(app: Flask, filename: str) -> str:
     digest = _digest(app, filename)
-    if digest is None:
+    if digest is None or _self_fingerprinted(app, filename):
         return filename
     stem, dot, ext = filename.rpartition(".")
     if not dot or "/" in ext:
@@ -48,6 +59,8 @@ def _serve(filename: str):
     app = current_app._get_current_object()
     match = _FINGERPRINTED.match(filename)
     real = f"{match['stem']}{match['ext']}" if match else filename
+    if _self_fingerprinted(app, filename):
+        real = filename
     if match and _digest(app, real) == match["digest"]:
         response = send_from_directory(app.static_folder, real, max_age=YEAR)
         response.cache_control.public = True
