@@ -20,9 +20,9 @@ class _Assets(HTMLParser):
         a = dict(attrs)
         if tag == "script" and a.get("src"):
             self.urls.append(a["src"])
+        # An inline icon (a data: URL) costs no request.
         if tag == "link" and a.get("rel") in ("stylesheet", "icon", "preload"):
-            if not a["href"].startswith("data:"):  # an inline icon costs no request
-                self.urls.append(a["href"])
+            self.urls += [] if a["href"].startswith("data:") else [a["href"]]
 
 
 def _assets(html: str) -> list[str]:

@@ -12,8 +12,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import assets, errors, filters, htmx, inputs, sessions
 from . import config as config_module
-from .extensions import compress, csrf, db, limiter, login_manager, migrate
 from .embeds import FRAME_HOSTS
+from .extensions import compress, csrf, db, limiter, login_manager, migrate
 from .extensions import mail as mail_ext  # not `mail`: the submodule webapp.mail shadows it
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
