@@ -70,8 +70,8 @@ def cover(title: str) -> Markup:
     """The inline SVG cover of a course called ``title``."""
     d = hashlib.sha256((title or "").strip().lower().encode()).digest()
     ground_hue, ink_hue = _HUES[d[0] % len(_HUES)]
-    ground = _hex(ground_hue, 0.5, 0.38 + (d[1] % 8) / 100)
-    ink = _hex(ink_hue, 0.6, 0.62 + (d[2] % 10) / 100)
+    ground = _hex(ground_hue, 0.42, 0.36 + (d[1] % 8) / 100)
+    ink = _hex(ink_hue, 0.55, 0.6 + (d[2] % 10) / 100)
     shapes = _PATTERNS[d[7] % len(_PATTERNS)](d, ink)
     # Only numbers and colours computed above go into the markup: nothing of the title itself.
     svg = (

@@ -7,7 +7,7 @@ Accepted (``http`` or ``https``, no user, no port, the host exactly as listed):
 - YouTube: ``youtube.com/watch?v=ID`` (``www.``, ``m.``, ``music.``), ``youtu.be/ID``,
   ``youtube.com/embed/ID``, ``/shorts/ID``, ``/live/ID``, ``youtube-nocookie.com/embed/ID``;
   ID is 11 characters of ``A-Za-z0-9_-``; a start time ``t=`` or ``start=`` (``90``, ``90s``,
-  ``1m30s``, ``1h2m3s``) is kept.
+  ``1m30s``, ``1h2m3s``) is kept, one it cannot read is dropped.
 - Vimeo: ``vimeo.com/ID``, ``vimeo.com/ID/HASH`` (unlisted), ``vimeo.com/channels/NAME/ID``,
   ``vimeo.com/groups/NAME/videos/ID``, ``player.vimeo.com/video/ID`` (``?h=HASH``); ID is digits.
 """

@@ -61,6 +61,6 @@ def length_label(minutes: int) -> str:
         return "No content yet"
     if minutes < 60:
         return f"About {max(5, -(-minutes // 5) * 5)} min"
-    rounded = round(minutes / 10) * 10
+    rounded = (minutes + 5) // 10 * 10
     hours, rest = divmod(rounded, 60)
     return f"About {hours} h" + (f" {rest} min" if rest else "")
