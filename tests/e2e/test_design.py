@@ -168,6 +168,8 @@ def test_every_page_is_axe_clean_in_both_themes_and_screenshots(
         for width_name, (width, height) in WIDTHS.items():
             page.set_viewport_size({"width": width, "height": height})
             watch.shot(f"design-{name}-{width_name}-{scheme}", full_page=width_name != "desktop")
+            if width_name == "phone":  # the first screen, as the README shows it
+                watch.shot(f"design-{name}-{width_name}-{scheme}-top", full_page=False)
         page.set_viewport_size({"width": 1280, "height": 900})
         found[name] = watch.axe()
         # The YouTube player may report its own errors offline; ours must be clean.
