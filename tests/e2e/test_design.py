@@ -11,6 +11,7 @@ from tests.conftest import PASSWORD, make_user
 from webapp.extensions import db
 from webapp.models import CompletedContentBlock, ContentBlock, Course, Role, Section, StudentCourse
 
+TOPICS = ("Labels", "Contrast", "Keyboard", "Headings", "Forms", "Links")
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844), "small": (320, 720)}
 
 LESSON = """Good forms start with **labels**. A label names the field for everyone: it is read
@@ -84,7 +85,7 @@ def school(app):
                 db.session.add(
                     ContentBlock(
                         section=section,
-                        title=f"{('Labels', 'Contrast', 'Keyboard', 'Headings', 'Forms', 'Links')[b]} {s + 1}",
+                        title=f"{TOPICS[b]} {s + 1}",
                         description="",
                         type=kind,
                         position=b,
