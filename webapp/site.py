@@ -39,10 +39,15 @@ def theme_of(user) -> str:
 
 @bp.app_context_processor
 def _theme():
-    if not has_request_context():  # an email rendered by the outbox worker
-        return {}
-    here = request.full_path.rstrip("?") if request.method == "GET" else None
-    return {"theme": theme_of(current_user), "theme_next": here}
+    """``page_theme()`` for layout.html: the theme and where the toggle comes back to. A
+    function, so a fragment (which has no layout) never reads the user's row again after a
+    commit expired it."""
+
+    def page_theme() -> dict:
+        here = request.full_path.rstrip("?") if request.method == "GET" else None
+        return {"name": theme_of(current_user), "next": here}
+
+    return {"page_theme": page_theme} if has_request_context() else {}
 
 
 @bp.post("/theme")
