@@ -231,3 +231,44 @@ def test_the_catalogue_filter_works_with_and_without_javascript(live_server, bro
         expect(page.locator(".course-card")).to_have_count(3)
         expect(page.locator(".course-card.is-enrolled")).to_have_count(0)
         context.close()
+
+
+def test_a_video_block_plays_in_the_nocookie_player_and_the_csp_blocks_other_frames(
+    live_server, browser, school
+):
+    """The player's requests are answered by the test (no network): the frame loads, with the
+    page's CSP; a frame from any other host is refused by the browser."""
+    video = db.session.scalars(
+        db.select(ContentBlock)
+        .join(Section)
+        .where(Section.course_id == school["courses"][0].id, ContentBlock.type == "video")
+    ).first()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    player = "<!doctype html><title>player</title><p id=played>player</p>"
+    context.route(
+        "https://www.youtube-nocookie.com/**",
+        lambda route: route.fulfill(body=player, content_type="text/html"),
+    )
+    context.route(
+        "https://example.com/**", lambda route: route.fulfill(body=player, content_type="text/html")
+    )
+    page = context.new_page()
+    from tests.e2e.conftest import PageWatch
+
+    watch = PageWatch(page)
+    _login(page, live_server, "lena@example.com")
+    page.goto(live_server + f"/courses/{school['courses'][0].id}/blocks/{video.id}")
+    frame = page.locator("iframe")
+    expect(frame).to_have_attribute("title", f"YouTube video: {video.title}")
+    expect(frame).to_have_attribute("src", "https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ")
+    expect(page.frame_locator("iframe").locator("#played")).to_have_text("player")
+    watch.assert_clean()
+    assert watch.axe() == []
+    # Any other host: the browser refuses the frame (a CSP report in the console).
+    page.evaluate(
+        "() => { const f = document.createElement('iframe'); f.title = 'other';"
+        " f.src = 'https://example.com/x'; document.body.append(f); }"
+    )
+    page.wait_for_timeout(500)
+    assert any("frame-src" in e for e in watch.errors), watch.errors
+    context.close()

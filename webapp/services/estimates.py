@@ -36,7 +36,9 @@ def lesson_minutes(characters: int) -> int:
 
 def block_minutes():
     """SQL: the estimated minutes of one ``ContentBlock`` row."""
-    reading = (func.length(ContentBlock.content) + READING_CHARS_PER_MINUTE - 1) / (
+    # Whole minutes, rounded up: integer division on both databases (``//``, not ``/``, which
+    # SQLAlchemy 2 renders as a true division on PostgreSQL).
+    reading = (func.length(ContentBlock.content) + READING_CHARS_PER_MINUTE - 1) // (
         READING_CHARS_PER_MINUTE
     )
     return case(
@@ -57,6 +59,7 @@ def course_minutes(course_id):
 
 def length_label(minutes: int) -> str:
     """ "About 25 min", "About 2 h 10 min": to 5 minutes under an hour, else to 10 minutes."""
+    minutes = int(minutes)
     if minutes <= 0:
         return "No content yet"
     if minutes < 60:
