@@ -11,6 +11,7 @@ from tests.conftest import PASSWORD, make_user
 from webapp.extensions import db
 from webapp.models import CompletedContentBlock, ContentBlock, Course, Role, Section, StudentCourse
 
+MINE = ("home", "catalogue", "my-learning", "course", "block")
 TOPICS = ("Labels", "Contrast", "Keyboard", "Headings", "Forms", "Links")
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844), "small": (320, 720)}
 
@@ -168,6 +169,9 @@ def test_every_page_is_axe_clean_in_both_themes_and_screenshots(
         assert page.evaluate("getComputedStyle(document.documentElement).colorScheme") == scheme
         for width_name, (width, height) in WIDTHS.items():
             page.set_viewport_size({"width": width, "height": height})
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            if name in MINE:  # the others' widths are the page-width work's (issue 16, item 1)
+                assert wide <= width, (name, width, wide)
             watch.shot(f"design-{name}-{width_name}-{scheme}", full_page=width_name != "desktop")
             if width_name == "phone":  # the first screen, as the README shows it
                 watch.shot(f"design-{name}-{width_name}-{scheme}-top", full_page=False)
