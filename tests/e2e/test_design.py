@@ -163,9 +163,15 @@ def test_every_page_is_axe_clean_in_both_themes_and_screenshots(
         from tests.e2e.conftest import PageWatch
 
         watch = PageWatch(page)
+        requested: list[str] = []
+        page.on("request", lambda r, seen=requested: seen.append(r.url))
         if email:
             _login(page, live_server, email)
         page.goto(live_server + path)
+        page.wait_for_load_state("networkidle")
+        # No third-party request: the font, styles and scripts are all Lectern's own.
+        assert all(u.startswith((live_server, "data:")) for u in requested), requested
+        assert any(u.endswith(".woff2") for u in requested) or email, requested
         assert page.evaluate("getComputedStyle(document.documentElement).colorScheme") == scheme
         for width_name, (width, height) in WIDTHS.items():
             page.set_viewport_size({"width": width, "height": height})
