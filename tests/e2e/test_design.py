@@ -218,6 +218,20 @@ def test_the_theme_toggle_works_by_keyboard_and_is_remembered(live_server, brows
     db.session.expire_all()
     assert db.session.get(type(school["student"]), school["student"].id).theme == "light"
     context.close()
+    # A chosen light theme wins over a dark system setting (and the reverse), from the first paint.
+    for system, chosen, background in (
+        ("dark", "light", "rgb(246, 247, 249)"),
+        ("light", "dark", "rgb(15, 20, 27)"),
+        ("dark", "system", "rgb(15, 20, 27)"),
+    ):
+        context = browser.new_context(color_scheme=system, java_script_enabled=False)
+        context.add_cookies([{"name": "theme", "value": chosen, "url": live_server}])
+        page = context.new_page()
+        page.goto(live_server + "/")
+        assert page.evaluate("getComputedStyle(document.documentElement).backgroundColor") == (
+            background
+        ), (system, chosen)
+        context.close()
 
 
 def test_the_catalogue_filter_works_with_and_without_javascript(live_server, browser, school):
