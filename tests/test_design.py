@@ -278,3 +278,17 @@ def test_catalogue_card_statements_do_not_grow_with_courses_or_filter(
             counts[size, show] = q.count
     assert len(set(counts.values())) == 1, counts
     assert counts["large", "all"] <= 4
+
+
+def test_a_full_catalogue_page_of_cards_stays_small(client, student, teacher):
+    """Twenty cards with their covers: the covers are inline SVG, so they weigh in the page."""
+    import brotli
+
+    for n in range(PER_PAGE):
+        make_course(teacher, title=f"A course about topic number {n}", sections=1, blocks=1)
+    login_as(client, student)
+    response = client.get("/courses", headers={"Accept-Encoding": "br"})
+    assert len(course_cards(brotli.decompress(response.get_data()).decode())) == PER_PAGE
+    assert len(brotli.decompress(response.get_data())) < 50_000
+    assert len(response.get_data()) < 8_000
+    assert max(len(cover(f"Course {n}")) for n in range(500)) < 4_000

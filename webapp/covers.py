@@ -33,7 +33,7 @@ def _stripes(d: bytes, ink: str) -> list[str]:
 
 
 def _dots(d: bytes, ink: str) -> list[str]:
-    gap = 24 + d[3] % 12
+    gap = 32 + d[3] % 12
     out = []
     for row, y in enumerate(range(gap // 2, HEIGHT + gap, gap)):
         for col, x in enumerate(range(gap // 2, WIDTH + gap, gap)):
