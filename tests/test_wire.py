@@ -58,7 +58,7 @@ def _visit(client, path: str, cached: set[str]) -> tuple[int, int, set[str]]:
         requests, size = requests + 1, size + len(response.get_data())
         fetched.add(url)
         if url.endswith(".css"):
-            todo += [urljoin(url, m[2]) for m in _CSS_URL.finditer(_decoded(response))]
+            todo += _css_urls(_decoded(response), url)
     return requests, size, fetched
 
 
@@ -79,6 +79,7 @@ def test_a_first_visit_is_at_most_5_requests_and_60_kb_then_a_page_is_1_request(
     teacher = make_user("teacher")
     course = make_course(teacher, title="Wire", sections=2, blocks=3)
     requests, size, cached = _visit(client, first, set())
+    assert any(url.endswith(".woff2") for url in cached)  # the font is part of the visit
     assert requests <= 5, (first, requests)
     assert size <= 60_000, (first, size)
     login_as(client, student)
@@ -122,7 +123,7 @@ def test_static_files_have_fingerprinted_names_and_are_immutable(app, client):
     urls = _assets(html)
     assert any(u.endswith(".js") for u in urls) and any(u.endswith(".css") for u in urls)
     for url in urls:
-        assert re.search(r"\.[0-9a-f]{10}\.(css|js|svg)$", url), url
+        assert re.search(r"\.[0-9a-f]{10}\.(css|js|svg|woff2)$", url), url
         response = client.get(url, headers={"Accept-Encoding": "br"})
         assert response.status_code == 200, url
         cache = response.cache_control
@@ -155,3 +156,29 @@ def test_a_changed_file_gets_a_new_name(app, tmp_path, monkeypatch):
         second = url_for("static", filename="x.css")
     assert first != second
     assert assets.fingerprinted(app, "LICENSE") == "LICENSE"
+
+
+def _css_urls(css: str, base: str) -> list[str]:
+    """What a style sheet loads (its url()s), resolved against the sheet's own address."""
+    return [urljoin(base, m[2]) for m in _CSS_URL.finditer(css) if not m[2].startswith("data:")]
+
+
+def test_the_font_is_self_hosted_once_with_its_licence(app, client):
+    """The stylesheet and the preload name the same fingerprinted file, served immutable as a
+    font; nothing is loaded from another host."""
+    from pathlib import Path
+
+    html = client.get("/").get_data(as_text=True)
+    [preload] = [u for u in _assets(html) if u.endswith(".woff2")]
+    css_url = next(u for u in _assets(html) if u.endswith(".css"))
+    css = client.get(css_url).get_data(as_text=True)
+    assert _css_urls(css, css_url) == [preload]
+    assert "font-display: swap" in css
+    response = client.get(preload)
+    assert response.status_code == 200
+    assert response.mimetype == "font/woff2"
+    assert response.cache_control.immutable and response.cache_control.max_age == 31_536_000
+    folder = Path(app.static_folder) / "vendor" / "figtree"
+    assert "SIL Open Font License" in (folder / "LICENSE").read_text()
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in html

@@ -12,15 +12,17 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import assets, errors, filters, htmx, inputs, sessions
 from . import config as config_module
+from .embeds import FRAME_HOSTS
 from .extensions import compress, csrf, db, limiter, login_manager, migrate
 from .extensions import mail as mail_ext  # not `mail`: the submodule webapp.mail shadows it
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# frame-src: the two video players of video blocks (webapp/embeds.py), nothing else.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
+    f"font-src 'self'; connect-src 'self'; frame-src {' '.join(FRAME_HOSTS)}; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
 

@@ -12,6 +12,11 @@ joined in order when first asked for (each area's rules are scoped by its own cl
 visit then costs the page, this sheet, htmx and app.js, and any later page one request: the
 page itself (docs/performance.md, "The wire"). ``url(../…)`` references in a bundled sheet are
 rewritten to their fingerprinted names, so what they load (fonts) is cached for a year too.
+
+A file stored under a name that already carries its own digest (the web font,
+``figtree-latin-wght-normal.4ba7d3d096.woff2``, which a ``<link rel="preload">`` names too) is
+served immutable as it is, and ``url_for`` and the bundles keep its name unchanged, so the
+style sheet and the preload name the same URL.
 """
 
 from __future__ import annotations
@@ -83,9 +88,15 @@ def _send(app: Flask, filename: str, max_age: int) -> Response:
     return response.make_conditional(request)
 
 
+def _self_fingerprinted(app: Flask, filename: str) -> bool:
+    """The file is stored under a name that carries its own digest."""
+    match = _FINGERPRINTED.match(filename)
+    return bool(match) and _digest(app, filename) == match["digest"]
+
+
 def fingerprinted(app: Flask, filename: str) -> str:
     digest = _digest(app, filename)
-    if digest is None:
+    if digest is None or _self_fingerprinted(app, filename):
         return filename
     stem, dot, ext = filename.rpartition(".")
     if not dot or "/" in ext:
@@ -97,6 +108,8 @@ def _serve(filename: str):
     app = current_app._get_current_object()
     match = _FINGERPRINTED.match(filename)
     real = f"{match['stem']}{match['ext']}" if match else filename
+    if _self_fingerprinted(app, filename):
+        real = filename
     if match and _digest(app, real) == match["digest"]:
         response = _send(app, real, YEAR)
         response.cache_control.public = True

@@ -42,5 +42,12 @@ def device(user_agent: str | None) -> str:
 
 
 def register(app) -> None:
+    from .covers import cover
+    from .embeds import video_embed
+    from .services.estimates import length_label
+
     app.add_template_filter(duration)
     app.add_template_filter(device)
+    app.add_template_filter(cover)
+    app.add_template_filter(length_label)
+    app.add_template_filter(video_embed)

@@ -59,6 +59,14 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
+class Theme(enum.StrEnum):
+    """A person's colour theme: the system's (``prefers-color-scheme``), light or dark."""
+
+    SYSTEM = "system"
+    LIGHT = "light"
+    DARK = "dark"
+
+
 class BlockType(enum.StrEnum):
     LESSON = "lesson"
     QUIZ = "quiz"
@@ -94,6 +102,7 @@ class User(db.Model):
         CheckConstraint("email = lower(email)", name="email_normalised"),
         CheckConstraint(_in("role", Role), name="role_known"),
         CheckConstraint("length(trim(name)) > 0 AND length(name) <= 120", name="name_text"),
+        CheckConstraint(_in("theme", Theme), name="theme_known"),
         # Admin search and sorting at 100,000 users (migration 0002); trigram GIN on PostgreSQL.
         Index(
             "ix_users_email_trgm",
@@ -133,6 +142,7 @@ class User(db.Model):
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Signed up as a teacher under TEACHER_SIGNUP=approval: a student until an admin decides.
     teacher_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    theme: Mapped[str] = mapped_column(String(8), default=Theme.SYSTEM, server_default="system")
 
     # Flask-Login's interface; get_id is never stored, sessions carry their own token.
     is_authenticated = True

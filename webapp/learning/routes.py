@@ -28,7 +28,10 @@ def _template_helpers():
 @bp.get("/courses")
 def catalogue():
     result = find_courses(
-        request.args.get("q", ""), request.args.get("page", 1, type=int), current_user
+        request.args.get("q", ""),
+        request.args.get("page", 1, type=int),
+        current_user,
+        show=request.args.get("show", "all"),
     )
     return htmx.answer(
         "learning/partials/catalogue_results.html",

@@ -4,24 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import load_only
 
 from ..extensions import db
 from ..models import CompletedContentBlock, ContentBlock, Course, Section, StudentCourse, User
-from .progress import percent
+from .estimates import course_minutes
+from .progress import block_total, done_count, percent
 
 
 @dataclass
 class MyCourse:
+    """One enrolled course's card: the same figures as the catalogue's cards."""
+
     enrolment: StudentCourse
     course: Course
     total: int
     done: int
+    minutes: int = 0
+    enrolled = True
 
     @property
     def percent(self) -> int:
         return percent(self.done, self.total)
+
+    @property
+    def blocks(self) -> int:
+        return self.total
+
+    @property
+    def teacher(self) -> str:
+        return self.course.owner.name
 
     @property
     def started(self) -> bool:
@@ -36,37 +49,20 @@ class MyLearning:
 
 
 def my_learning(student: User, graded_limit: int = 5) -> MyLearning:
-    """Enrolled courses with progress, and recently graded work: three queries."""
+    """Enrolled courses with their progress (progress.py's figures) and estimated length, and
+    recently graded work: two queries."""
     rows = db.session.execute(
-        select(StudentCourse, Course)
+        select(
+            StudentCourse,
+            Course,
+            block_total(Course.id).scalar_subquery(),
+            done_count(Course.id, student.id).scalar_subquery(),
+            course_minutes(Course.id).scalar_subquery(),
+        )
         .join(Course, StudentCourse.course_id == Course.id)
         .where(StudentCourse.student_id == student.id)
         .order_by(StudentCourse.enrolled_at.desc(), StudentCourse.id.desc())
     ).all()
-    ids = [course.id for _, course in rows]
-    totals: dict[int, int] = {}
-    done: dict[int, int] = {}
-    if ids:
-        totals = dict(
-            db.session.execute(
-                select(Section.course_id, func.count(ContentBlock.id))
-                .join(ContentBlock, ContentBlock.section_id == Section.id)
-                .where(Section.course_id.in_(ids))
-                .group_by(Section.course_id)
-            ).all()
-        )
-        done = dict(
-            db.session.execute(
-                select(Section.course_id, func.count(CompletedContentBlock.id))
-                .join(ContentBlock, ContentBlock.section_id == Section.id)
-                .join(
-                    CompletedContentBlock,
-                    CompletedContentBlock.content_block_id == ContentBlock.id,
-                )
-                .where(Section.course_id.in_(ids), CompletedContentBlock.student_id == student.id)
-                .group_by(Section.course_id)
-            ).all()
-        )
     graded = db.session.execute(
         select(CompletedContentBlock, ContentBlock, Course)
         .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
@@ -82,8 +78,8 @@ def my_learning(student: User, graded_limit: int = 5) -> MyLearning:
     ).all()
     return MyLearning(
         courses=[
-            MyCourse(e, c, totals.get(c.id, 0), done.get(c.id, 0))
-            for e, c in rows  # unpublished ones too: they stay their students'
+            MyCourse(e, c, total, done, int(minutes or 0))
+            for e, c, total, done, minutes in rows  # unpublished too: still theirs
         ],
         graded=[tuple(r) for r in graded],
     )

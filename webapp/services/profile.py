@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash
 from .. import sessions, tokens
 from ..extensions import db
 from ..mail import queue_email
-from ..models import User
+from ..models import Theme, User
 from . import Invalid, NotAllowed, NotFound, accounts, after_commit, audit, unit_of_work
 
 
@@ -38,6 +38,14 @@ def change_name(user: User, name: str) -> None:
     if not name or len(name) > 120:
         raise Invalid("Enter a name of 1 to 120 characters.", "name")
     user.name = name
+
+
+@unit_of_work()
+def change_theme(user: User, theme: str) -> None:
+    """The colour theme the person chose: ``system``, ``light`` or ``dark``."""
+    if theme not in set(Theme):
+        raise Invalid("Choose the system, light or dark theme.", "theme")
+    user.theme = theme
 
 
 @unit_of_work()
