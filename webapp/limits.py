@@ -7,6 +7,8 @@ unless TRUSTED_PROXIES says how many X-Forwarded-For hops to believe (ProxyFix).
 
 from __future__ import annotations
 
+import time
+
 from flask import current_app, g, request
 from flask_login import current_user
 
@@ -19,7 +21,22 @@ def _cfg(name: str, default: str):
 
 
 def _form_email() -> str:
-    return accounts.normalise_email(request.form.get("email", ""))[:254]
+    """The address a form (``email``, or the OAuth2 token request's ``username``) or a JSON
+    body (``email``) names."""
+    value = request.form.get("email") or request.form.get("username")
+    if value is None and request.is_json:
+        body = request.get_json(silent=True)
+        value = body.get("email") if isinstance(body, dict) else None
+    return accounts.normalise_email(value if isinstance(value, str) else "")[:254]
+
+
+def even_out(started: float) -> None:
+    """Sign-up, resend and forgot do more work for a registered address (an email rendered, an
+    outbox row): wait out a fixed floor (EMAIL_FORM_MIN_SECONDS) so that the answer takes the
+    same time whichever the address. Pages and the API alike."""
+    remaining = current_app.config["EMAIL_FORM_MIN_SECONDS"] - (time.monotonic() - started)
+    if remaining > 0:
+        time.sleep(remaining)
 
 
 def _new_email_key() -> str:
@@ -33,7 +50,13 @@ def _user_key() -> str:
 
 
 def _failed(response) -> bool:
-    return response.status_code == 422
+    """A refused log-in: the form again (422), or the API's refused password grant."""
+    return response.status_code == 422 or bool(g.get("login_failed"))
+
+
+def _not_a_password_login() -> bool:
+    """The API's refresh grant names no account: only the per-IP limit applies to it."""
+    return request.form.get("grant_type", "password") != "password"
 
 
 def _lockout(request_limit) -> None:
@@ -54,14 +77,20 @@ def _password_lockout(request_limit) -> None:
         profile.record_password_lockout(current_user, client_ip())
 
 
-# Log-in, per IP and per account; only failed attempts count.
-login_ip = limiter.limit(
-    _cfg("LOGIN_LIMIT_IP", "50 per 15 minutes"), methods=["POST"], deduct_when=_failed
+# Log-in, per IP and per account; only failed attempts count. Shared by the log-in page and
+# the API's token endpoint: one budget per account and per address, whichever door is tried.
+login_ip = limiter.shared_limit(
+    _cfg("LOGIN_LIMIT_IP", "50 per 15 minutes"),
+    scope="login-ip",
+    methods=["POST"],
+    deduct_when=_failed,
 )
-login_account = limiter.limit(
+login_account = limiter.shared_limit(
     _cfg("LOGIN_LIMIT_ACCOUNT", "10 per 15 minutes"),
+    scope="login-account",
     key_func=lambda: "account:" + _form_email(),
     methods=["POST"],
+    exempt_when=_not_a_password_login,
     deduct_when=_failed,
     on_breach=_lockout,
 )

@@ -1,4 +1,5 @@
-"""One-purpose signed links: activation, invitation, password reset, email change.
+"""One-purpose signed tokens: activation, invitation, password reset and email-change links,
+and the JSON API's access and refresh tokens.
 
 Each purpose has its own salt and lifetime, and each token is bound to the state it changes,
 so that it works once: an activation token names the address and carries a digest of the password
@@ -19,6 +20,9 @@ PURPOSES = {
     "invite": "ACTIVATION_MAX_SECONDS",
     "reset": "RESET_MAX_SECONDS",
     "email-change": "EMAIL_CHANGE_MAX_SECONDS",
+    # The JSON API's bearer tokens (services/api_auth.py): one salt per type.
+    "api-access": "API_ACCESS_SECONDS",
+    "api-refresh": "API_REFRESH_SECONDS",
 }
 
 

@@ -1,0 +1,5 @@
+"""content"""
+
+from . import bp
+
+_ = bp

@@ -1,0 +1,5 @@
+"""courses"""
+
+from . import bp
+
+_ = bp

@@ -1,0 +1,5 @@
+"""grading"""
+
+from . import bp
+
+_ = bp

@@ -1,0 +1,5 @@
+"""learning"""
+
+from . import bp
+
+_ = bp

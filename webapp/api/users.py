@@ -1,0 +1,5 @@
+"""users"""
+
+from . import bp
+
+_ = bp
