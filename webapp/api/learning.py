@@ -108,8 +108,10 @@ def _work(w) -> dict | None:
 def _enrolments() -> list[dict]:
     return [
         {
-            "course_id": c.course.id, "title": c.course.title,
-            "enrolled_at": c.enrolment.enrolled_at, "completed": c.enrolment.completed,
+            "course_id": c.course.id,
+            "title": c.course.title,
+            "enrolled_at": c.enrolment.enrolled_at,
+            "completed": c.enrolment.completed,
             "progress": {"done": c.done, "total": c.total, "percent": c.percent},
         }  # fmt: skip
         for c in my_learning(me()).courses
@@ -253,9 +255,12 @@ def list_completions(args):
     rows, more = my_work(me(), page_no, limit)
     items = [
         {
-            **_work(r.completion), "block_id": r.completion.content_block_id,
-            "block_title": r.block_title, "block_type": r.block_type,
-            "course_id": r.course_id, "course_title": r.course_title,
+            **_work(r.completion),
+            "block_id": r.completion.content_block_id,
+            "block_title": r.block_title,
+            "block_type": r.block_type,
+            "course_id": r.course_id,
+            "course_title": r.course_title,
             "completed_at": r.completion.completed_at,
         }  # fmt: skip
         for r in rows
