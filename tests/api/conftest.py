@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import serve
 from webapp.extensions import db
 from webapp.models import OutboxMessage
 
@@ -81,3 +82,19 @@ def api(client):
             return self.call("DELETE", url, pair, **kw)
 
     return Api(client)
+
+
+@pytest.fixture
+def server(app, tmp_path):
+    """The app served by gunicorn (tests/e2e's ``serve``), with no timing floor on the email
+    forms and room in the rate limits for a fuzzer's thousand requests from one address."""
+    generous = "100000 per minute"
+    env = {
+        "EMAIL_FORM_MIN_SECONDS": "0",
+        "LOGIN_LIMIT_IP": generous,
+        "LOGIN_LIMIT_ACCOUNT": generous,
+        "EMAIL_LIMIT_IP": generous,
+        "EMAIL_LIMIT_ADDRESS": generous,
+    }
+    with serve(app, tmp_path, **env) as url:
+        yield url

@@ -10,17 +10,10 @@ import pytest
 
 from tests.api.conftest import emailed_token
 from tests.conftest import make_user
-from tests.e2e.conftest import serve
 from webapp.extensions import db
 from webapp.models import Role
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
-
-
-@pytest.fixture
-def server(app, tmp_path):
-    with serve(app, tmp_path, EMAIL_FORM_MIN_SECONDS="0") as url:
-        yield url
 
 
 def journey_source() -> str:
