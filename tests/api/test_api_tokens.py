@@ -244,3 +244,33 @@ def test_api_tokens_are_listed_and_ended_with_the_users_sessions(client, student
     assert [s.jti.startswith(api_auth.PREFIX) for s in listed] == [True]
     sessions.store().delete_for_user(student.id)
     assert me(client, pair).status_code == 401
+
+
+def test_the_store_down_is_a_503_problem_not_a_500(app, student):
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from tests.conftest import IsolatedClient, base_config
+    from webapp import create_app
+
+    dead = redis.Redis(
+        host="127.0.0.1", port=1, socket_timeout=0.2, socket_connect_timeout=0.2,
+        decode_responses=True, retry=Retry(NoBackoff(), 0),
+    )  # fmt: skip
+    broken = create_app(base_config(REDIS_CLIENT=dead, RATELIMIT_STORAGE_URI="memory://"))
+    broken.test_client_class = IsolatedClient
+    c = broken.test_client()
+    resp = grant(c, student)
+    assert resp.status_code == 503 and int(resp.headers["Retry-After"]) > 0
+    assert resp.headers["Content-Type"] == "application/problem+json"
+    assert c.get("/api/v1/me", headers=auth("x.y.z")).status_code == 401  # no store needed
+    with app.app_context():
+        good = tokens_for(app.test_client(), student)
+    resp = c.get("/api/v1/me", headers=auth(good))
+    assert resp.status_code == 503 and resp.get_json()["status"] == 503
+
+
+def test_answers_to_a_bearer_are_not_cached(client, student):
+    pair = tokens_for(client, student)
+    assert me(client, pair).headers["Cache-Control"] == "no-store"

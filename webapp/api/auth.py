@@ -151,8 +151,10 @@ def reset_password(args):
 @bp.response(200, TokenSchema)
 @bp.alt_response(400, schema=OAuthErrorSchema, description="An OAuth2 error (RFC 6749 5.2)")
 def token(args):
-    """The OAuth2 token endpoint: ``grant_type=password`` (``username`` is the email) or
-    ``grant_type=refresh_token`` (rotation: the refresh token presented stops working)."""
+    """The OAuth2 token endpoint (RFC 6749).
+
+    ``grant_type=password`` (``username`` is the email) or ``grant_type=refresh_token``
+    (rotation: the refresh token presented stops working)."""
     grant = args["grant_type"]
     try:
         if grant == "password":
@@ -190,8 +192,9 @@ def _oauth(error: str, description: str):
 @bp.arguments(RevokeSchema, location="form")
 @bp.response(200)
 def revoke(args):
-    """RFC 7009: revoke a token with its family (access and refresh together). Answers 200
-    for a token that is unknown, invalid or already revoked as well."""
+    """Revoke a token with its family: access and refresh together (RFC 7009).
+
+    Answers 200 for a token that is unknown, invalid or already revoked as well."""
     api_auth.revoke(args["token"])
     return "", 200
 

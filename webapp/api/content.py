@@ -8,7 +8,7 @@ from flask import url_for
 from marshmallow import Schema, fields, validate
 
 from ..models import BlockType
-from ..services import access
+from ..services import access, unit_of_work
 from ..services import blocks as block_svc
 from ..services import courses as svc
 from . import bp
@@ -152,9 +152,10 @@ def get_section(section_id: int):
 def update_section(args, section_id: int):
     """Change the section's title or description."""
     section = access.section_for_owner(section_id, me())
-    for name in ("title", "description"):
-        if name in args:
-            svc.update_section_field(section, name, args[name])
+    with unit_of_work():  # both saved, or neither
+        for name in ("title", "description"):
+            if name in args:
+                svc.update_section_field(section, name, args[name])
     return section_body(section_id)
 
 
@@ -183,8 +184,10 @@ def move_section(args, section_id: int):
 @bp.arguments(OrderSchema)
 @bp.response(204)
 def reorder(args, course_id: int):
-    """The whole order at once: every section of the course, each with all its blocks, once.
-    An order that does not name exactly the course's sections and blocks is a 409."""
+    """Save the whole order of the course's sections and blocks at once.
+
+    Every section of the course, each with all its blocks, once; an order that does not name
+    exactly the course's sections and blocks is a 409."""
     course = access.course_for_owner(course_id, me())
     block_svc.reorder(course, [(s["id"], s["blocks"]) for s in args["sections"]])
     return "", 204

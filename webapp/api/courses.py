@@ -10,7 +10,7 @@ from marshmallow import Schema, fields
 
 from ..extensions import client_ip
 from ..models import Role
-from ..services import access, learning_outline
+from ..services import access, learning_outline, unit_of_work
 from ..services import courses as svc
 from ..services.catalogue import catalogue
 from ..services.dashboard import teacher_dashboard
@@ -195,11 +195,12 @@ def get_course(course_id: int):
 def update_course(args, course_id: int):
     """Change the title, the description, or publish (``published``): the owner only."""
     course = access.course_for_owner(course_id, me())
-    for name in ("title", "description"):
-        if name in args:
-            svc.update_course_field(course, name, args[name])
-    if "published" in args:
-        svc.set_published(course, args["published"])
+    with unit_of_work():  # every field saved, or none
+        for name in ("title", "description"):
+            if name in args:
+                svc.update_course_field(course, name, args[name])
+        if "published" in args:
+            svc.set_published(course, args["published"])
     return course_body(course_id)
 
 

@@ -109,9 +109,11 @@ def get_submission(course_id: int, submission_id: int):
 @bp.arguments(GradeSchema)
 @bp.response(200, SubmissionSchema)
 def grade(args, course_id: int, submission_id: int):
-    """Grade (0 to 100) with an optional comment; the student is emailed. Only if the work is
-    still the version you read: send it as ``If-Match`` (the ETag) or ``version``. A change
-    made meanwhile (the student edited it, another grade) is a 409 and nothing is saved."""
+    """Grade a submission (0 to 100) with an optional comment; the student is emailed.
+
+    Only if the work is still the version you read: send it as ``If-Match`` (the ETag) or
+    ``version``. A change made meanwhile (the student edited it, another grade) is a 409 and
+    nothing is saved."""
     course = access.course_for_owner(course_id, me())
     version = _if_match() or (str(args["version"]) if "version" in args else None)
     if version is None:

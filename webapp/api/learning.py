@@ -217,8 +217,10 @@ def get_completion(course_id: int, block_id: int):
 @bp.response(200, CompletionSchema)
 @bp.alt_response(201, schema=CompletionSchema, description="Marked complete now")
 def complete(args, course_id: int, block_id: int):
-    """Mark the block complete (quizzes and assignments need the ``url`` of the work): 201
-    the first time, 200 after. Marking it again changes nothing."""
+    """Mark the block complete.
+
+    Quizzes and assignments need the ``url`` of the work. 201 the first time, 200 after:
+    marking it again changes nothing."""
     held = access.block_for_student(course_id, block_id, me(), hold=True)
     new = held.completion is None
     body, status = _change(svc.complete(held, args["url"], args["remarks"]), 201 if new else 200)

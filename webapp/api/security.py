@@ -73,3 +73,11 @@ def authenticated(*roles: str):
         return bp.doc(security=SECURITY)(wrapped)
 
     return decorator
+
+
+@bp.after_request
+def _private(response):
+    """What a bearer reads is theirs: no shared cache keeps it."""
+    if g.get("api_bearer") is not None:
+        response.headers["Cache-Control"] = "no-store"
+    return response

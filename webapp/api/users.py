@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from ..extensions import client_ip
 from ..models import Role
-from ..services import Invalid, access
+from ..services import Invalid, access, unit_of_work
 from ..services import user_actions as act
 from ..services.users import MAX_PAGE, ROLES, STATUSES, UserFilter, search_users
 from . import bp, paging
@@ -62,19 +62,20 @@ def get_user(user_id: int):
 @bp.arguments(UserChangeSchema)
 @bp.response(200, UserSchema)
 def update_user(args, user_id: int):
-    """Change the role, or the status: ``deactivated`` ends every session and token of the
-    user; ``active`` activates a pending account or reactivates a deactivated one."""
-    user = access.user_for_admin(user_id)
-    ip = client_ip()
-    if "role" in args:
-        act.change_role(me(), user.id, args["role"], ip)
-    status = args.get("status")
-    if status == "deactivated" and user.status != "deactivated":
-        act.deactivate(me(), user.id, ip)
-    elif status == "active" and user.status == "pending":
-        act.activate(me(), user.id, ip)
-    elif status == "active" and user.status == "deactivated":
-        act.reactivate(me(), user.id, ip)
-    elif not args:
+    """Change a user's role or status.
+
+    ``deactivated`` ends every session and token of the user; ``active`` activates a pending
+    account or reactivates a deactivated one. Both changes are made, or neither."""
+    if not args:
         raise Invalid("Send role or status.", "role")
+    user, ip, status = access.user_for_admin(user_id), client_ip(), args.get("status")
+    with unit_of_work():  # both changes made, or neither
+        if "role" in args:
+            act.change_role(me(), user.id, args["role"], ip)
+        if status == "deactivated" and user.status != "deactivated":
+            act.deactivate(me(), user.id, ip)
+        elif status == "active" and user.status == "pending":
+            act.activate(me(), user.id, ip)
+        elif status == "active" and user.status == "deactivated":
+            act.reactivate(me(), user.id, ip)
     return access.user_for_admin(user_id)
