@@ -12,7 +12,9 @@ import time
 from flask import current_app, g, request
 from flask_login import current_user
 
-from .extensions import client_ip, limiter
+from . import tokens
+from .extensions import client_ip, db, limiter
+from .models import User
 from .services import accounts, profile, roster
 
 
@@ -44,6 +46,9 @@ def _new_email_key() -> str:
 
 
 def _user_key() -> str:
+    if request.path.startswith("/api/"):  # the bearer's user: the API never reads the cookie
+        sub = tokens.bearer_subject()
+        return f"user:{sub}" if sub is not None else "anonymous:" + client_ip()
     if current_user.is_authenticated:
         return f"user:{current_user.id}"
     return "anonymous:" + client_ip()  # login_required sends these away anyway
@@ -73,7 +78,12 @@ def _wrong_password(response) -> bool:
 
 
 def _password_lockout(request_limit) -> None:
-    if current_user.is_authenticated:
+    if _is_api():
+        sub = tokens.bearer_subject()
+        user = db.session.get(User, sub) if sub is not None else None
+        if user is not None:
+            profile.record_password_lockout(user, client_ip())
+    elif current_user.is_authenticated:
         profile.record_password_lockout(current_user, client_ip())
 
 
@@ -122,18 +132,36 @@ password_check = limiter.shared_limit(
 
 def _enrol_cost() -> int:
     """Every address of a paste counts against the hourly budget (a refused paste costs nothing)."""
-    n = len(roster.parse_addresses(request.form.get("emails", "")))
+    emails = request.form.get("emails")
+    if emails is None and request.is_json:
+        body = request.get_json(silent=True)
+        emails = body.get("emails") if isinstance(body, dict) else None
+    n = len(roster.parse_addresses(emails if isinstance(emails, str) else ""))
     return max(1, min(n, roster.MAX_ENROL_ADDRESSES))
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _enroller() -> str | None:
+    """The teacher enrolling: the bearer's user on the API (never the cookie), else the page's."""
+    if _is_api():
+        sub = tokens.bearer_subject()
+        return None if sub is None else str(sub)
+    return current_user.get_id() if current_user.is_authenticated else None
 
 
 # "No such student" tells the teacher who was not enrolled, so enrolling by email is also a way
 # to ask whether an address is a student's account. A per-teacher budget of addresses keeps that
 # from becoming an enumeration oracle (docs/teaching.md).
-enrol = limiter.limit(
+# One budget per teacher, shared by the roster page and the API.
+enrol = limiter.shared_limit(
     _cfg("ENROL_LIMIT", "500 per hour"),
-    key_func=lambda: f"enrol-teacher:{current_user.get_id()}",
+    scope="enrol",
+    key_func=lambda: f"enrol-teacher:{_enroller()}",
     methods=["POST"],
-    exempt_when=lambda: not current_user.is_authenticated,
+    exempt_when=lambda: _enroller() is None,
     deduct_when=lambda response: response.status_code < 400,
     cost=_enrol_cost,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from flask import current_app
+from flask import current_app, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 PURPOSES = {
@@ -73,3 +73,21 @@ def read(purpose: str, token: str) -> dict:
     if not isinstance(claims, dict):
         raise TokenError("invalid")
     return claims
+
+
+def bearer_token() -> str | None:
+    """The token of the request's ``Authorization: Bearer …`` header, or None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def bearer_subject() -> int | None:
+    """The user id an API request's access token names, its signature and age checked but not
+    its revocation (for rate-limit keys only; ``services.api_auth.bearer`` decides access)."""
+    try:
+        sub = read("api-access", bearer_token() or "").get("sub")
+    except TokenError:
+        return None
+    return sub if isinstance(sub, int) else None

@@ -19,10 +19,11 @@ from . import (  # noqa: E402 - the views register themselves on bp
     courses,
     grading,
     learning,
+    roster,
     users,
 )
 
-_ = (auth, content, courses, grading, learning, users)
+_ = (auth, content, courses, grading, learning, roster, users)
 
 
 def init_app(app: Flask) -> None:

@@ -11,7 +11,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from .. import limits, tokens
 from ..extensions import client_ip
-from ..services import accounts, api_auth
+from ..services import Invalid, accounts, api_auth, profile
 from . import bp
 from .problems import OAuthErrorSchema, answer
 from .schemas import MessageSchema, UserSchema, text
@@ -214,3 +214,47 @@ def logout():
 def get_me():
     """The signed-in user."""
     return me()
+
+
+class NameSchema(Schema):
+    name = text(120, required=True, min_len=1)
+
+
+class PasswordChangeSchema(Schema):
+    current_password = text(256, required=True, min_len=1)
+    new_password = text(256, required=True, min_len=1)
+
+
+@bp.route("/me", methods=["PATCH"], tags=TAGS)
+@authenticated()
+@bp.arguments(NameSchema)
+@bp.response(200, UserSchema)
+def update_me(args):
+    """Change your name."""
+    profile.change_name(me(), args["name"])
+    return me()
+
+
+@bp.route("/me/password", methods=["POST"], tags=TAGS)
+@limits.password_check
+@authenticated()
+@bp.arguments(PasswordChangeSchema)
+@bp.response(200, TokenSchema)
+def change_password(args):
+    """Change your password (the current one is needed; wrong ones are throttled).
+
+    Every other session and token of yours ends; this client gets a new pair."""
+    try:
+        profile.change_password(
+            me(), args["current_password"], args["new_password"], current().claims["sid"],
+            client_ip(),
+        )  # fmt: skip
+    except Invalid as exc:
+        limits.count_wrong_password(exc)
+        raise
+    pair = api_auth.reissue(current(), client_ip(), _agent())
+    body = {
+        "access_token": pair.access_token, "token_type": pair.token_type,
+        "expires_in": pair.expires_in, "refresh_token": pair.refresh_token,
+    }  # fmt: skip
+    return body, 200, {"Cache-Control": "no-store"}

@@ -212,3 +212,13 @@ def delete_course(course_id: int):
     course = access.course_for_manager(course_id, me())
     svc.delete_course(course, me(), ip=client_ip())
     return "", 204
+
+
+@bp.route("/courses/<int:course_id>/duplicate", methods=["POST"], tags=TAGS)
+@authenticated(Role.TEACHER)
+@bp.response(201, CourseSchema)
+def duplicate_course(course_id: int):
+    """Copy your course, as a draft, with its sections and blocks (not its students)."""
+    copy = svc.duplicate_course(access.course_for_owner(course_id, me()), me())
+    location = url_for("api.get_course", course_id=copy.id)
+    return course_body(copy.id), 201, {"Location": location}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort, g, request
+from flask import abort, g
 
 from ..models import User
 from ..services import api_auth
+from ..tokens import bearer_token
 from . import bp
 
 SECURITY = [{"bearerAuth": []}]
@@ -32,13 +33,6 @@ class Unauthenticated(Exception):
         if self.error is None:
             return CHALLENGE
         return f'{CHALLENGE}, error="{self.error}", error_description="{self.detail}"'
-
-
-def bearer_token() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
 
 
 def current() -> api_auth.Bearer:

@@ -184,3 +184,12 @@ def bearer(token: str) -> Bearer | None:
 def log_out(current: Bearer) -> None:
     """End the family of the access token in use: its refresh token and access tokens."""
     end_family(current.user.id, _family_of(current.claims["sid"]))
+
+
+def reissue(current: Bearer, ip: str, user_agent: str) -> TokenPair:
+    """A new pair for this client after its user's epoch changed (their password, changed
+    through this client: every other session and token has ended, this one carries on)."""
+    user = db.session.get(User, current.user.id)
+    family = _family_of(current.claims["sid"])
+    sessions.store().delete(current.claims["sid"])
+    return _issue(user, family, ip, user_agent)
