@@ -257,3 +257,19 @@ def test_cors_for_the_listed_origins_only(client, student):
     assert "Access-Control-Allow-Origin" not in other.headers
     page = client.get("/", headers={"Origin": "https://app.example.org"})
     assert "Access-Control-Allow-Origin" not in page.headers
+
+
+@pytest.mark.parametrize("config_overrides", [{"API_CORS_ORIGINS": ["https://app.example.org"]}])
+def test_cors_preflight(client):
+    resp = client.options(
+        "/api/v1/courses",
+        headers={
+            "Origin": "https://app.example.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Content-Type",
+        },
+    )
+    assert resp.status_code == 200
+    assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example.org"
+    allowed = resp.headers["Access-Control-Allow-Headers"].lower()
+    assert "authorization" in allowed and "content-type" in allowed

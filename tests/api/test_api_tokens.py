@@ -208,10 +208,16 @@ def test_role_change_is_read_from_the_database(client, teacher, admin):
     assert me(client, pair).status_code == 401
 
 
-def test_the_session_cookie_never_authenticates_the_api(client, student):
+def test_the_session_cookie_never_authenticates_the_api(client, student, teacher):
     login_as(client, student)
     assert client.get("/learn").status_code == 200  # the cookie is good for pages
+    (web,) = sessions.store().list_for_user(student.id)
     assert client.get("/api/v1/me").status_code == 401
+    # with a bearer of someone else, the bearer is who calls; the cookie is not even read
+    got = client.get("/api/v1/me", headers=auth(tokens_for(client, teacher)))
+    assert got.get_json()["id"] == teacher.id
+    (after,) = sessions.store().list_for_user(student.id)
+    assert after.last_seen_at == web.last_seen_at  # the web session was not touched
 
 
 @pytest.mark.parametrize("config_overrides", [{"WTF_CSRF_ENABLED": True}])

@@ -1,7 +1,7 @@
 """Who calls the API: the ``Authorization: Bearer`` access token, and nothing else.
 
 The API never reads the session cookie: ``authenticated`` checks the bearer token through
-``services.api_auth.bearer`` and keeps the user in ``g.api_user``; Flask-Login's
+``services.api_auth.bearer`` and keeps it in ``g.api_bearer``; Flask-Login's
 ``current_user`` (the cookie's user) is never asked for on an API request.
 """
 
