@@ -280,3 +280,28 @@ def test_the_store_down_is_a_503_problem_not_a_500(app, student):
 def test_answers_to_a_bearer_are_not_cached(client, student):
     pair = tokens_for(client, student)
     assert me(client, pair).headers["Cache-Control"] == "no-store"
+
+
+def test_two_refreshes_with_one_token_at_once_one_wins_and_the_family_ends(app, client, student):
+    import threading
+
+    pair = tokens_for(client, student)
+    barrier = threading.Barrier(2)
+    results: list = []
+
+    def go():
+        with app.app_context():
+            c = app.test_client()
+            barrier.wait()
+            resp = refresh(c, pair["refresh_token"])
+            results.append((resp.status_code, resp.get_json()))
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(code for code, _ in results) == [200, 400]
+    (winner,) = [body for code, body in results if code == 200]
+    # the loser presented a used token: reuse detection ended the family, winner included
+    assert me(client, winner).status_code == 401

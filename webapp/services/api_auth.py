@@ -10,9 +10,10 @@ same store as the browser's sessions (Redis, or the SQL table without Redis), un
 ``api.<family>.<refresh jti>``, with the refresh lifetime as its TTL: its state expires by itself
 when the token does. Access tokens name that key (``sid``) and are refused once it is gone.
 
-- Rotation: a refresh grant deletes the presented token's key (one atomic DEL) and opens the
-  next key of the family. A token whose key was already gone (used before, or revoked) is a
-  reuse: the whole family ends, and the client must log in again (OAuth 2.0 Security BCP).
+- Rotation: a refresh grant opens the family's next key, then deletes the presented token's
+  key (one atomic DEL decides which of two concurrent refreshes wins). A token whose key was
+  already gone (used before, or revoked) is a reuse: the whole family ends, and the client must
+  log in again (OAuth 2.0 Security BCP).
 - Revocation and log-out delete the family's keys: its refresh token and every access token.
 - The store holds only live tokens (an allowlist): if Redis loses its data every API client is
   logged out, the safe direction, exactly as the browser sessions are.
@@ -132,8 +133,11 @@ def refresh_grant(token: str, ip: str, user_agent: str) -> TokenPair:
     if user is None:
         end_family(claims["sub"], claims["fam"])
         raise GrantError("invalid_grant", "The refresh token is no longer valid. Log in again.")
+    # The next pair's key is live before the presented one goes: a reuse racing with this
+    # rotation then always finds it when it ends the family (never a pair that survives it).
+    pair = _issue(user, claims["fam"], ip, user_agent)
     if not sessions.store().delete(store_key(claims["fam"], claims["jti"])):
-        end_family(user.id, claims["fam"])
+        end_family(user.id, claims["fam"])  # the pair just issued with it
         with unit_of_work():
             audit.record("api.refresh_reused", actor=user, target=user, ip=ip)
         raise GrantError(
@@ -141,7 +145,7 @@ def refresh_grant(token: str, ip: str, user_agent: str) -> TokenPair:
             "This refresh token was already used or revoked; its tokens are all ended now. "
             "Log in again.",
         )
-    return _issue(user, claims["fam"], ip, user_agent)
+    return pair
 
 
 def end_family(user_id: int, family: str) -> int:
