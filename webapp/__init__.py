@@ -81,6 +81,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     for bp in (site_bp, auth_bp, authoring_bp, learning_bp, teaching_bp, admin_bp):
         app.register_blueprint(bp)
 
+    from . import api
+
+    api.init_app(app)  # before errors.register: the app's error handlers answer for it too
     errors.register(app)
     filters.register(app)
     _hooks(app)

@@ -122,6 +122,11 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "ACTIVATION_MAX_SECONDS": _int("ACTIVATION_MAX_SECONDS", 48 * 3600),
         "RESET_MAX_SECONDS": _int("RESET_MAX_SECONDS", 3600),
         "EMAIL_CHANGE_MAX_SECONDS": _int("EMAIL_CHANGE_MAX_SECONDS", 48 * 3600),
+        "API_ACCESS_SECONDS": _int("API_ACCESS_SECONDS", 15 * 60),
+        "API_REFRESH_SECONDS": _int("API_REFRESH_SECONDS", 14 * 24 * 3600),
+        "API_CORS_ORIGINS": [
+            o.strip().rstrip("/") for o in _str("API_CORS_ORIGINS", "").split(",") if o.strip()
+        ],
         "LOGIN_LIMIT_ACCOUNT": _str("LOGIN_LIMIT_ACCOUNT", "10 per 15 minutes"),
         "LOGIN_LIMIT_IP": _str("LOGIN_LIMIT_IP", "50 per 15 minutes"),
         "PASSWORD_CHECK_LIMIT": _str("PASSWORD_CHECK_LIMIT", "10 per 15 minutes"),

@@ -11,6 +11,8 @@ from flask_login import current_user
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from .api import problems
+from .api.security import Unauthenticated
 from .extensions import login_manager
 from .htmx import is_htmx
 from .services import Conflict, DomainError, Invalid, NotAllowed, NotFound, discard
@@ -71,6 +73,8 @@ def register(app) -> None:
             retry = _retry_seconds()
         elif exc.code == 503:
             retry = RETRY_SECONDS
+        if problems.is_api_request():
+            return _api_http_error(exc, retry)
         detail = None
         if exc.code in (400, 403) and exc.description and getattr(exc, "show_detail", False):
             detail = exc.description
@@ -85,14 +89,14 @@ def register(app) -> None:
         log.error("session store unavailable: %s", exc)
         mark_down()  # the rate limits' Redis is the sessions' Redis: no second timeout
         discard()
-        return render_error(503, retry_after=RETRY_SECONDS)
+        return _error(503, retry_after=RETRY_SECONDS)
 
     @app.errorhandler(OperationalError)
     def database_down(exc):
         # The database cannot be reached (or a statement timed out): a clear 503, never a 500.
         log.error("database unavailable (request %s): %s", getattr(g, "request_id", "-"), exc)
         discard()
-        return render_error(503, retry_after=RETRY_SECONDS)
+        return _error(503, retry_after=RETRY_SECONDS)
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
@@ -100,7 +104,15 @@ def register(app) -> None:
         discard()
         codes = {NotFound: 404, NotAllowed: 403, Conflict: 409, Invalid: 422}
         code = next((c for kind, c in codes.items() if isinstance(exc, kind)), 400)
+        if problems.is_api_request():
+            fields = {exc.field: [exc.message]} if code == 422 and exc.field else None
+            return problems.answer(code, exc.message or None, fields)
         return render_error(code, exc.message or None)
+
+    @app.errorhandler(Unauthenticated)
+    def unauthenticated(exc: Unauthenticated):
+        discard()
+        return problems.answer(401, exc.detail, headers={"WWW-Authenticate": exc.challenge})
 
     @app.errorhandler(Exception)
     def server_error(exc):
@@ -108,10 +120,36 @@ def register(app) -> None:
             return http_error(exc)
         log.exception("unhandled error (request %s)", getattr(g, "request_id", "-"))
         discard()
-        return render_error(500)
+        return _error(500)
 
     app.register_error_handler(InternalServerError, server_error)
     app.register_error_handler(ServiceUnavailable, http_error)
+
+
+def _error(code: int, retry_after: int | None = None):
+    """An error page, or the problem document of an API request."""
+    if problems.is_api_request():
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return problems.answer(code, headers=headers)
+    return render_error(code, retry_after=retry_after)
+
+
+def _api_http_error(exc: HTTPException, retry: int | None):
+    """An HTTP error of an API request as a problem document; a validation error (422) from
+    the schemas carries its field errors."""
+    headers = {"Retry-After": str(retry)} if retry else {}
+    if exc.code == 405 and getattr(exc, "valid_methods", None):
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    data = getattr(exc, "data", None) or {}
+    fields = problems.flatten(data["messages"]) if "messages" in data else None
+    detail = None
+    if fields:
+        detail = "The request has invalid fields."
+    elif exc.code not in (404, 500) and exc.description and getattr(exc, "show_detail", True):
+        detail = exc.description
+    for name, value in (data.get("headers") or {}).items():
+        headers[name] = value
+    return problems.answer(exc.code or 500, detail, fields, headers)
 
 
 def _retry_seconds() -> int:

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, g, make_response, redirect, render_template, request
+from flask import (
+    Response,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+)
 
 
 def _read(header: str) -> str | None:
@@ -89,3 +97,10 @@ def add_vary(response: Response) -> Response:
         response.vary.add("HX-Trigger")
         response.vary.add("HX-Boosted")
     return response
+
+
+def download(rows, filename: str, mimetype: str = "text/csv") -> Response:
+    """A streamed file download (the CSV exports of the pages and of the API)."""
+    resp = Response(stream_with_context(rows), mimetype=mimetype)
+    resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return resp

@@ -148,14 +148,27 @@ class RedisStore:
 
         return self._call(run)
 
-    def delete(self, jti: str) -> None:
+    def is_live(self, jti: str, user_id: int) -> bool:
+        """Whether the session is live and this user's, changing nothing (no idle refresh)."""
+
         def run():
             raw = self.r.get(self._key(jti))
-            self.r.delete(self._key(jti))
+            return raw is not None and json.loads(raw)["user_id"] == user_id
+
+        return self._call(run)
+
+    def delete(self, jti: str) -> bool:
+        """End a session; True if it was live (one atomic DEL decides, so of two requests
+        ending the same session at once exactly one gets True)."""
+
+        def run():
+            raw = self.r.get(self._key(jti))
+            gone = self.r.delete(self._key(jti)) == 1
             if raw is not None:
                 self.r.srem(self._user_key(json.loads(raw)["user_id"]), jti)
+            return gone
 
-        self._call(run)
+        return self._call(run)
 
     def list_for_user(self, user_id: int) -> list[SessionInfo]:
         def run():
@@ -247,8 +260,20 @@ class SqlStore:
         )
         return self._run(lambda c: c.execute(stmt).rowcount == 1)
 
-    def delete(self, jti: str) -> None:
-        self._run(lambda c: c.execute(delete(LiveSession.__table__).where(LiveSession.jti == jti)))
+    def is_live(self, jti: str, user_id: int) -> bool:
+        t = LiveSession.__table__
+        stmt = select(t.c.jti).where(
+            t.c.jti == jti, t.c.user_id == user_id, t.c.expires_at > utcnow()
+        )
+        return self._run(lambda c: c.execute(stmt).first() is not None)
+
+    def delete(self, jti: str) -> bool:
+        t = LiveSession.__table__
+        stmt = delete(t).where(t.c.jti == jti, t.c.expires_at > utcnow())
+        gone = self._run(lambda c: c.execute(stmt).rowcount == 1)
+        if not gone:  # an expired row may linger until the next log-in: remove it too
+            self._run(lambda c: c.execute(delete(t).where(t.c.jti == jti)))
+        return gone
 
     def list_for_user(self, user_id: int) -> list[SessionInfo]:
         t = LiveSession.__table__

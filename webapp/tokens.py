@@ -1,4 +1,5 @@
-"""One-purpose signed links: activation, invitation, password reset, email change.
+"""One-purpose signed tokens: activation, invitation, password reset and email-change links,
+and the JSON API's access and refresh tokens.
 
 Each purpose has its own salt and lifetime, and each token is bound to the state it changes,
 so that it works once: an activation token names the address and carries a digest of the password
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from flask import current_app
+from flask import current_app, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 PURPOSES = {
@@ -19,6 +20,9 @@ PURPOSES = {
     "invite": "ACTIVATION_MAX_SECONDS",
     "reset": "RESET_MAX_SECONDS",
     "email-change": "EMAIL_CHANGE_MAX_SECONDS",
+    # The JSON API's bearer tokens (services/api_auth.py): one salt per type.
+    "api-access": "API_ACCESS_SECONDS",
+    "api-refresh": "API_REFRESH_SECONDS",
 }
 
 
@@ -69,3 +73,21 @@ def read(purpose: str, token: str) -> dict:
     if not isinstance(claims, dict):
         raise TokenError("invalid")
     return claims
+
+
+def bearer_token() -> str | None:
+    """The token of the request's ``Authorization: Bearer …`` header, or None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def bearer_subject() -> int | None:
+    """The user id an API request's access token names, its signature and age checked but not
+    its revocation (for rate-limit keys only; ``services.api_auth.bearer`` decides access)."""
+    try:
+        sub = read("api-access", bearer_token() or "").get("sub")
+    except TokenError:
+        return None
+    return sub if isinstance(sub, int) else None

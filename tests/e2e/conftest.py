@@ -6,6 +6,7 @@ skipped with that reason, except under CI=true where that is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -59,9 +60,10 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def live_server(app, tmp_path):
-    """gunicorn serving the app against the test database; yields its base URL."""
+@contextlib.contextmanager
+def serve(app, tmp_path, **extra_env):
+    """gunicorn serving the app against the test database (``extra_env`` added to its
+    environment); yields its base URL."""
     port = free_port()
     cfg = base_config()
     env = {
@@ -75,6 +77,7 @@ def live_server(app, tmp_path):
         "OUTBOX_THREAD": "false",
         "MAIL_SERVER": app.config.get("MAIL_SERVER") or "",
         "MAIL_PORT": str(app.config.get("MAIL_PORT") or 25),
+        **extra_env,
     }
     log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -112,10 +115,19 @@ def live_server(app, tmp_path):
                 "gunicorn did not start:\n" + (tmp_path / "gunicorn.log").read_text()
             )
         time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def live_server(app, tmp_path):
+    """gunicorn serving the app against the test database; yields its base URL."""
+    with serve(app, tmp_path) as url:
+        yield url
 
 
 class PageWatch:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import current_app, flash, redirect, request, session, url_for
+from flask import flash, redirect, request, session, url_for
 from flask_login import current_user
 
 from .. import limits, sessions, tokens
@@ -24,15 +24,6 @@ from .forms import ConfirmForm, EmailOnlyForm, LoginForm, NewPasswordForm, Signu
 
 def _status(form) -> int:
     return 422 if form.is_submitted() else 200
-
-
-def _even_out(started: float) -> None:
-    """Sign-up, resend and forgot do more work for a registered address (an email rendered, an
-    outbox row): wait out a fixed floor (EMAIL_FORM_MIN_SECONDS) so that the answer takes the
-    same time whichever the address."""
-    remaining = current_app.config["EMAIL_FORM_MIN_SECONDS"] - (time.monotonic() - started)
-    if remaining > 0:
-        time.sleep(remaining)
 
 
 def _home_if_signed_in():
@@ -110,7 +101,7 @@ def signup():
         except Invalid as exc:
             getattr(form, exc.field or "email").errors.append(exc.message)
         else:
-            _even_out(started)
+            limits.even_out(started)
             return redirect(url_for("auth.signup_sent"), code=303)
     return answer(page="auth/signup.html", status=_status(form), form=form)
 
@@ -161,7 +152,7 @@ def _email_form(service, template: str, sent_endpoint: str):
     if form.validate_on_submit():
         started = time.monotonic()
         service(form.email.data)
-        _even_out(started)
+        limits.even_out(started)
         return redirect(url_for(sent_endpoint), code=303)
     return answer(page=template, status=_status(form), form=form)
 

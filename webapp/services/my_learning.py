@@ -83,3 +83,29 @@ def my_learning(student: User, graded_limit: int = 5) -> MyLearning:
         ],
         graded=[tuple(r) for r in graded],
     )
+
+
+@dataclass
+class MyWork:
+    completion: CompletedContentBlock
+    block_title: str
+    block_type: str
+    course_id: int
+    course_title: str
+
+
+def my_work(student: User, page: int, per_page: int) -> tuple[list[MyWork], bool]:
+    """The student's completions, newest first, a page at a time (and whether more follow):
+    one statement."""
+    cols = (ContentBlock.title, ContentBlock.type, Course.id, Course.title)
+    rows = db.session.execute(
+        select(CompletedContentBlock, *cols)
+        .join(ContentBlock, CompletedContentBlock.content_block_id == ContentBlock.id)
+        .join(Section, ContentBlock.section_id == Section.id)
+        .join(Course, Section.course_id == Course.id)
+        .where(CompletedContentBlock.student_id == student.id)
+        .order_by(CompletedContentBlock.completed_at.desc(), CompletedContentBlock.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
+    ).all()
+    return [MyWork(*row) for row in rows[:per_page]], len(rows) > per_page

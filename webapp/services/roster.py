@@ -36,11 +36,11 @@ MAX_ENROL_ADDRESSES = 200  # per paste; the hourly budget per teacher is in teac
 CCB = CompletedContentBlock
 
 
-def paginate(stmt, page: int) -> Pagination:
-    """``db.paginate`` by PER_PAGE; a page past the end shows the last one, as before."""
-    result = db.paginate(stmt, page=page, per_page=PER_PAGE, error_out=False)
+def paginate(stmt, page: int, per_page: int = PER_PAGE) -> Pagination:
+    """``db.paginate`` by ``per_page``; a page past the end shows the last one, as before."""
+    result = db.paginate(stmt, page=page, per_page=per_page, error_out=False)
     if result.pages and result.page > result.pages:
-        result = db.paginate(stmt, page=result.pages, per_page=PER_PAGE, error_out=False)
+        result = db.paginate(stmt, page=result.pages, per_page=per_page, error_out=False)
     return result
 
 
@@ -81,9 +81,14 @@ class Roster:
 
 
 def roster(
-    course: Course, q: str = "", sort: str = "name", order: str = "asc", page: int = 1
+    course: Course,
+    q: str = "",
+    sort: str = "name",
+    order: str = "asc",
+    page: int = 1,
+    per_page: int = PER_PAGE,
 ) -> Roster:
-    """Enrolled students with their progress, searched, sorted and paginated by PER_PAGE."""
+    """Enrolled students with their progress, searched, sorted and paginated by ``per_page``."""
     total_blocks = db.session.scalar(block_total(course.id))
     done = done_per_student(course.id)
     n_done, last = func.coalesce(done.c.done, 0), done.c.last_activity
@@ -106,7 +111,7 @@ def roster(
         stmt = stmt.where(
             or_(User.name.icontains(q, autoescape=True), User.email.icontains(q, autoescape=True))
         )
-    result = paginate(stmt, page)
+    result = paginate(stmt, page, per_page)
     rows = [RosterRow(*r, total_blocks=total_blocks) for r in result.items]
     return Roster(rows, result.total, result.page, result.pages, total_blocks)
 

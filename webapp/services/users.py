@@ -151,13 +151,13 @@ def count_statement(f: UserFilter) -> Select:
     return select(func.count()).select_from(capped_ids)
 
 
-def search_users(f: UserFilter) -> UserPage:
+def search_users(f: UserFilter, per_page: int = PAGE_SIZE) -> UserPage:
     """One page of users matching the filter, and a count capped at COUNT_CAP (two queries)."""
     pagination = db.paginate(
         search_statement(f),
         page=f.page,
-        per_page=PAGE_SIZE,
-        max_per_page=PAGE_SIZE,
+        per_page=per_page,
+        max_per_page=max(per_page, PAGE_SIZE),
         error_out=False,
         count=False,  # Flask-SQLAlchemy's count is exact; ours stops at COUNT_CAP
     )

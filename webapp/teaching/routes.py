@@ -7,12 +7,10 @@ from functools import partial
 from types import SimpleNamespace
 
 from flask import (
-    Response,
     current_app,
     flash,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -363,21 +361,15 @@ def cell_save(course_id: int, completion_id: int):
 # --- exports -----------------------------------------------------------------------------------
 
 
-def _csv(rows, filename: str) -> Response:
-    resp = Response(stream_with_context(rows), mimetype="text/csv")
-    resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return resp
-
-
 @bp.get(BASE + "/gradebook.csv")
 @login_required
 def export_gradebook(course_id: int):
     course = _course(course_id)
-    return _csv(exports.gradebook_csv(course), f"course-{course.id}-gradebook.csv")
+    return htmx.download(exports.gradebook_csv(course), f"course-{course.id}-gradebook.csv")
 
 
 @bp.get(BASE + "/progress.csv")
 @login_required
 def export_progress(course_id: int):
     course = _course(course_id)
-    return _csv(exports.progress_csv(course), f"course-{course.id}-progress.csv")
+    return htmx.download(exports.progress_csv(course), f"course-{course.id}-progress.csv")
