@@ -33,10 +33,13 @@
     if (typeof value === "string") announce(value);
   });
 
-  // Elements with data-autofocus get focus after they are swapped in.
+  // Elements with data-autofocus get focus after they are swapped in, unless the focus is
+  // already inside what was swapped (htmx keeps it on an element of the same id, and a quick
+  // keyboard user may have moved on within it before the settle).
   document.addEventListener("htmx:afterSettle", function (evt) {
-    var el = evt.detail.elt && evt.detail.elt.querySelector && evt.detail.elt.querySelector("[data-autofocus]");
-    if (el) el.focus();
+    var box = evt.detail.elt;
+    var el = box && box.querySelector && box.querySelector("[data-autofocus]");
+    if (el && !box.contains(document.activeElement)) el.focus();
   });
 
   // A swap that removes the focused element (a row ended by its own button, answered with

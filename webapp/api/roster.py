@@ -7,6 +7,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from .. import limits
+from ..extensions import client_ip
 from ..services import access, roster
 from . import bp, paging
 from .schemas import text
@@ -100,10 +101,11 @@ def list_students(args, course_id: int):
 @bp.arguments(EnrolSchema)
 @bp.response(200, EnrolResultSchema(many=True))
 def enrol_students(args, course_id: int):
-    """Enrol active students by email; one result per address."""
+    """Enrol students by email, as the roster page does: one result per address (an address
+    without an account is invited and enrolled; teachers' and admins' are refused)."""
     course = access.course_for_owner(course_id, me())
-    results = roster.enrol_by_email(course, args["emails"])
-    return [{"email": address, "result": result} for address, result in results]
+    results = roster.enrol_by_email(course, args["emails"], me(), client_ip())
+    return [{"email": r.address, "result": r.result} for r in results]
 
 
 @bp.route(BASE + "/<int:student_id>", methods=["GET"], tags=TAGS)
