@@ -18,7 +18,9 @@ def test_signup_activation_and_login(client, api):
     resp = api.post("/auth/signup", json={**body, "role": "teacher"})
     assert resp.status_code == 201 and resp.headers["Location"] == "/api/v1/me"
     user = db.session.scalar(select(User).where(User.email == "ada@example.com"))
-    assert user.role == "teacher" and not user.is_active
+    # The web's rule (TEACHER_SIGNUP=approval, the default): a student who asked to teach.
+    assert user.role == "student" and user.teacher_requested_at is not None
+    assert not user.is_active
     assert grant(client, "ada@example.com", body["password"]).get_json()["error"] == "invalid_grant"
     token = emailed_token("ada@example.com", "/activate/")
     assert api.post("/auth/activate", json={"token": token}).status_code == 204
@@ -79,6 +81,15 @@ def test_course_create_read_update_delete(client, api, teacher):
     )
     blank = api.patch(f"/courses/{course['id']}", pair, json={"title": "   "})
     assert blank.status_code == 422 and list(blank.get_json()["errors"]) == ["title"]
+    empty = api.patch(f"/courses/{course['id']}", pair, json={"title": "Seas", "published": True})
+    assert empty.status_code == 422  # nothing to learn yet: not published, nor renamed
+    assert api.get(f"/courses/{course['id']}", pair).get_json()["title"] == "Rivers"
+    section = api.post(f"/courses/{course['id']}/sections", pair, json={"title": "Tides"})
+    block = {"title": "Why tides", "type": "lesson"}
+    assert (
+        api.post(f"/sections/{section.get_json()['id']}/blocks", pair, json=block).status_code
+        == 201
+    )
     changed = api.patch(f"/courses/{course['id']}", pair, json={"title": "Seas", "published": True})
     assert changed.get_json()["title"] == "Seas" and changed.get_json()["published"] is True
     assert [c["id"] for c in api.get("/teaching/courses", pair).get_json()] == [course["id"]]
