@@ -33,9 +33,16 @@ def test_renders_commonmark():
 def test_headings_sit_under_the_page_title_which_is_not_repeated():
     html = render_markdown("# Welcome\n\nHello.\n\n## Next\n\n###### Six", title=" welcome ")
     assert "Welcome" not in html  # the page's <h1> already says it
-    assert "<h3>Next</h3>" in html and "<h6>Six</h6>" in html and "<h1>" not in html
-    other = render_markdown("# Before you start\n\nHello.", title="Welcome")
+    # The title's # was the page's <h1>: what was under it (##) sits right under the page's.
+    assert "<h2>Next</h2>" in html and "<h6>Six</h6>" in html and "<h1>" not in html
+    other = render_markdown("# Before you start\n\nHello.\n\n## Then", title="Welcome")
     assert "<h2>Before you start</h2>" in other  # a different first heading stays
+    assert "<h3>Then</h3>" in other
+
+
+def test_headings_never_skip_a_level_under_the_page_title():
+    html = render_markdown("## What to check\n\nText.\n\n### Detail")
+    assert "<h2>What to check</h2>" in html and "<h3>Detail</h3>" in html
 
 
 def test_empty_is_empty():

@@ -56,8 +56,9 @@ def _plain(text: str) -> str:
 
 def _fit_under_page_title(tokens: list, title: str | None) -> list:
     """Markdown always sits under the page's own <h1> (a course's, a block's): its headings
-    go one level down (# is an <h2>), and a first heading that only repeats ``title`` is
-    dropped, so the page shows its title once."""
+    move so that the highest of them is an <h2> (# or ## alike: heading levels never skip one
+    under the page's title), and a first heading that only repeats ``title`` is dropped, so
+    the page shows its title once."""
     if (
         title
         and len(tokens) >= 3
@@ -65,9 +66,11 @@ def _fit_under_page_title(tokens: list, title: str | None) -> list:
         and _plain(tokens[1].content) == _plain(title)
     ):
         tokens = tokens[3:]
-    for token in tokens:
-        if token.type in ("heading_open", "heading_close") and token.tag != "h6":
-            token.tag = f"h{int(token.tag[1]) + 1}"
+    heads = [t for t in tokens if t.type in ("heading_open", "heading_close")]
+    if heads:
+        shift = 2 - min(int(t.tag[1]) for t in heads)
+        for token in heads:
+            token.tag = f"h{min(int(token.tag[1]) + shift, 6)}"
     return tokens
 
 
