@@ -133,7 +133,7 @@ def test_teacher_builds_and_publishes_a_course(live_server, page, app):
     editor.get_by_label("Content").fill("## Tags\n\nHTML is made of **elements**.")
     preview = editor.locator(".preview .prose")
     expect(preview.locator("strong")).to_have_text("elements")
-    expect(preview.locator("h3")).to_have_text("Tags")  # as students see it: under the h1, h2
+    expect(preview.locator("h2")).to_have_text("Tags")  # as students see it: right under the h1
     page.watch.shot("authoring-block-editor")
     assert page.watch.axe() == []  # with an inline editor open, too
     editor.get_by_role("button", name="Save block").click()
