@@ -258,3 +258,49 @@ def test_a_backup_restores_every_row_and_the_app_runs_on_it(private_postgres, tm
     assert _tables(restored) == _tables(source)
     again = create_app(base_config(SQLALCHEMY_DATABASE_URI=restored))
     assert _progress(again, "backup-student@example.com", course_id) == before
+
+
+# --- several instances (docs/operations.md) ----------------------------------------------------
+
+
+def test_two_instances_sharing_the_servers_behave_as_one(app, admin, private_redis):  # noqa: F811
+    """Two app processes behind a load balancer: the same database and Redis, nothing else.
+    A log-out, an admin's deactivation and the log-in throttle on one hold on the other."""
+    from webapp.models import User
+    from webapp.services import user_actions
+
+    cfg = base_config(REDIS_CLIENT=None, REDIS_URL=private_redis.url,
+                      LOGIN_LIMIT_ACCOUNT="4 per 15 minutes")  # fmt: skip
+    del cfg["RATELIMIT_STORAGE_URI"]  # production wiring: the limits live in that Redis too
+    one, two = create_app(cfg), create_app(cfg)
+    one.test_client_class = two.test_client_class = IsolatedClient
+    with one.app_context():
+        make_user("student", email="both@example.com")
+        make_user("student", email="victim@example.com")
+    login = {"email": "both@example.com", "password": PASSWORD}
+
+    def signed_in_on_both():
+        a = one.test_client()
+        assert a.post("/login", data=login).status_code == 303
+        b = two.test_client()
+        with a.session_transaction() as held, b.session_transaction() as copy:
+            copy.update(held)  # the same cookie, sent to the other instance
+        assert b.get("/learn").status_code == 200
+        return a, b
+
+    a, b = signed_in_on_both()
+    assert a.post("/logout").status_code in (302, 303)
+    assert b.get("/learn").status_code == 303  # logged out on one: refused on the other
+
+    a, b = signed_in_on_both()
+    admin_id = admin.id
+    with one.app_context():
+        both = db.session.scalar(select(User.id).where(User.email == "both@example.com"))
+        user_actions.deactivate(db.session.get(User, admin_id), both, "127.0.0.1")
+    assert b.get("/learn").status_code == 303  # deactivated on one: out on the other at once
+
+    wrong = {"email": "victim@example.com", "password": "not the password"}
+    for instance in (one, two, one, two):  # four failures, two on each
+        assert instance.test_client().post("/login", data=wrong).status_code == 422
+    right = {"email": "victim@example.com", "password": PASSWORD}
+    assert two.test_client().post("/login", data=right).status_code == 429  # counted across
