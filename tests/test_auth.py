@@ -756,7 +756,9 @@ def test_links_in_emails_ignore_a_poisoned_host_header(client, mailbox):
 )
 @settings(EMAIL_LIMIT_ADDRESS="100 per hour", EMAIL_LIMIT_IP="100 per hour")
 def test_concurrent_signups_of_one_address_make_one_account(app):
-    n = 12
+    """20 sign-ups of one address at once, in different letter cases: one account, no 5xx."""
+    n = 20
+    cases = ["same@example.com", "Same@Example.com", "SAME@EXAMPLE.COM", "same@EXAMPLE.com"]
     clients = [app.test_client() for _ in range(n)]
     barrier = threading.Barrier(n)
     statuses: list[int] = []
@@ -769,7 +771,7 @@ def test_concurrent_signups_of_one_address_make_one_account(app):
                 "/signup",
                 data={
                     "name": f"Person {i}",
-                    "email": "same@example.com",
+                    "email": cases[i % len(cases)],
                     "password": NEW_PASSWORD,
                     "confirm": NEW_PASSWORD,
                     "role": "student",
@@ -790,3 +792,34 @@ def test_concurrent_signups_of_one_address_make_one_account(app):
     assert len(users) == 1
     # Every sign-up was answered and sent its link; only the last password's link works.
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == n
+
+
+@pytest.mark.skipif(
+    not DATABASE_URL.startswith("postgresql"), reason="real concurrency needs PostgreSQL"
+)
+def test_one_activation_link_accepted_20_times_at_once_activates_once(app):
+    user = make_user(active=False)
+    token, n = _activation_token(user), 20
+    clients = [app.test_client() for _ in range(n)]
+    barrier = threading.Barrier(n)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def run(c):
+        with app.app_context():
+            barrier.wait(timeout=30)
+            resp = c.post(f"/activate/{token}")
+        with lock:
+            statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert all(s < 500 for s in statuses) and statuses.count(303) >= 1, statuses
+    assert set(statuses) <= {303, 410}, statuses  # the others: "already used"
+    db.session.expire_all()
+    assert db.session.get(User, user.id).is_active
+    assert actions().count("account.activated") == 1  # activated once, audited once

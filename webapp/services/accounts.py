@@ -331,10 +331,19 @@ def activation_user(token: str) -> User:
     return user
 
 
+def _hold_pending(user: User) -> None:
+    """Lock the user's row and look again: of several requests with the same link at once
+    (a double click, a mail client's prefetch), one activates and the others find it used."""
+    db.session.refresh(user, with_for_update=True)
+    if user.activated_at is not None:
+        raise tokens.TokenError("used")
+
+
 @unit_of_work()
 def activate(token: str, ip: str) -> User:
     """Activate the account named by an activation link; TokenError when it is not valid."""
     user = activation_user(token)
+    _hold_pending(user)
     user.is_active = True
     user.activated_at = utcnow()
     audit.record("account.activated", actor=user, target=user, ip=ip)
@@ -360,6 +369,7 @@ def invited_user(token: str) -> User:
 @unit_of_work()
 def accept_invitation(token: str, password: str, ip: str) -> User:
     user = invited_user(token)
+    _hold_pending(user)
     set_password(user, password)
     user.is_active = True
     user.activated_at = utcnow()
