@@ -304,3 +304,21 @@ def test_two_instances_sharing_the_servers_behave_as_one(app, admin, private_red
         assert instance.test_client().post("/login", data=wrong).status_code == 422
     right = {"email": "victim@example.com", "password": PASSWORD}
     assert two.test_client().post("/login", data=right).status_code == 429  # counted across
+
+
+def test_a_hung_smtp_server_delays_mail_and_nothing_else(app, client, hung_port):  # noqa: F811
+    """An SMTP server that accepts and never answers: the sign-up is answered at once (mail
+    goes through the outbox), the worker gives up on the message at MAIL_TIMEOUT and keeps it
+    for a later try; nothing is lost."""
+    from webapp.mail import deliver_pending
+    from webapp.models import OutboxMessage, utcnow
+
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=hung_port, MAIL_TIMEOUT=1)
+    _sign_up(client, "hung-smtp@example.com")
+    with app.app_context():
+        assert deliver_pending() == (0, 1)
+        (row,) = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.recipient == "hung-smtp@example.com")
+        ).all()
+        assert row.sent_at is None and row.attempts == 1
+        assert "timed out" in row.last_error.lower() and row.next_attempt_at > utcnow()
