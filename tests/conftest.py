@@ -332,6 +332,32 @@ def make_course(
     return course
 
 
+# --- many requests at once -----------------------------------------------------------------------
+
+
+def at_once(app, clients: list, send) -> list[int]:
+    """Each client makes its request (``send(client, i)``, returning the response) at the same
+    moment, released together by a barrier; the status codes, in the order they came back."""
+    barrier = threading.Barrier(len(clients))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def run(c, i):
+        with app.app_context():  # the client expires this thread's session after the request
+            barrier.wait(timeout=30)
+            resp = send(c, i)
+        with lock:
+            statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=run, args=(c, i)) for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    return statuses
+
+
 # --- counting SQL ------------------------------------------------------------------------------
 
 

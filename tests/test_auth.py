@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from tests.conftest import DATABASE_URL, PASSWORD, base_config, login_as, make_user
+from tests.conftest import DATABASE_URL, PASSWORD, at_once, base_config, login_as, make_user
 from webapp import create_app, sessions, tokens
 from webapp.extensions import db
 from webapp.models import AuditEvent, OutboxMessage, User
@@ -759,33 +758,14 @@ def test_concurrent_signups_of_one_address_make_one_account(app):
     """20 sign-ups of one address at once, in different letter cases: one account, no 5xx."""
     n = 20
     cases = ["same@example.com", "Same@Example.com", "SAME@EXAMPLE.COM", "same@EXAMPLE.com"]
-    clients = [app.test_client() for _ in range(n)]
-    barrier = threading.Barrier(n)
-    statuses: list[int] = []
-    lock = threading.Lock()
+    password = {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "role": "student"}
 
-    def run(c, i):
-        with app.app_context():
-            barrier.wait(timeout=30)
-            resp = c.post(
-                "/signup",
-                data={
-                    "name": f"Person {i}",
-                    "email": cases[i % len(cases)],
-                    "password": NEW_PASSWORD,
-                    "confirm": NEW_PASSWORD,
-                    "role": "student",
-                },
-            )
-        with lock:
-            statuses.append(resp.status_code)
+    def sign_up(c, i):
+        return c.post(
+            "/signup", data={"name": f"Person {i}", "email": cases[i % len(cases)], **password}
+        )
 
-    threads = [threading.Thread(target=run, args=(c, i)) for i, c in enumerate(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
+    statuses = at_once(app, [app.test_client() for _ in range(n)], sign_up)
     assert statuses == [303] * n
     db.session.expire_all()
     users = list(db.session.scalars(select(User).where(User.email == "same@example.com")))
@@ -801,23 +781,7 @@ def test_one_activation_link_accepted_20_times_at_once_activates_once(app):
     user = make_user(active=False)
     token, n = _activation_token(user), 20
     clients = [app.test_client() for _ in range(n)]
-    barrier = threading.Barrier(n)
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def run(c):
-        with app.app_context():
-            barrier.wait(timeout=30)
-            resp = c.post(f"/activate/{token}")
-        with lock:
-            statuses.append(resp.status_code)
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in clients]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
+    statuses = at_once(app, clients, lambda c, _: c.post(f"/activate/{token}"))
     assert all(s < 500 for s in statuses) and statuses.count(303) >= 1, statuses
     assert set(statuses) <= {303, 410}, statuses  # the others: "already used"
     db.session.expire_all()

@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import event, func, insert, select, text
 
-from tests.conftest import DATABASE_URL, login_as, make_course, make_user
+from tests.conftest import DATABASE_URL, at_once, login_as, make_course, make_user
 from tests.test_learning import assert_progress_invariant
 from webapp.extensions import db
 from webapp.models import (
@@ -38,24 +38,11 @@ def _at_once(app, student, method: str, url: str, data=None, headers=None) -> li
         c = app.test_client()
         login_as(c, student)
         clients.append(c)
-    barrier = threading.Barrier(N)
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def run(c):
-        with app.app_context():  # the client expires this thread's session after the request
-            barrier.wait(timeout=30)
-            resp = c.open(url, method=method, data=data or {}, headers=headers or {})
-        with lock:
-            statuses.append(resp.status_code)
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in clients]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
-    return statuses
+    return at_once(
+        app,
+        clients,
+        lambda c, _: c.open(url, method=method, data=data or {}, headers=headers or {}),
+    )
 
 
 def test_concurrent_enrolments_make_one_row(app, student, teacher):

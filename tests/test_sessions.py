@@ -14,6 +14,7 @@ from redis.retry import Retry
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, IsolatedClient, base_config, login_as, make_user
+from tests.servers import hung_port  # noqa: F401 - the fixture
 from webapp import create_app, sessions
 from webapp.extensions import db
 from webapp.models import AuditEvent, utcnow
@@ -361,16 +362,9 @@ def test_cookie_flags_in_production(app, student):
 
 
 @pytest.fixture
-def hung_redis():
-    """A port that accepts connections and never answers: a Redis that hangs, not one that
-    refuses (a closed port answers at once, so it does not prove the timeouts)."""
-    import socket
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
-    server.close()
+def hung_redis(hung_port):  # noqa: F811
+    """A Redis that hangs, not one that refuses (tests/servers.py, ``hung_port``)."""
+    return f"redis://127.0.0.1:{hung_port}/0"
 
 
 @pytest.fixture(params=["client", "url", "closed-port", "hung"])

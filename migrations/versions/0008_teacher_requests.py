@@ -22,7 +22,9 @@ NEVER_REUSE = {'sqlite_autoincrement': True}  # a rebuilt SQLite table keeps it 
 
 def upgrade():
     with op.batch_alter_table('users', schema=None, table_kwargs=NEVER_REUSE) as batch_op:
-        batch_op.add_column(sa.Column('teacher_requested_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column('teacher_requested_at', sa.DateTime(timezone=True), nullable=True)
+        )
     op.create_index(
         'ix_users_teacher_requests', 'users', ['teacher_requested_at'], unique=False,
         postgresql_where=sa.text(OPEN), sqlite_where=sa.text(OPEN),
