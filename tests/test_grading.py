@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 
-from tests.conftest import ON_REAL_SERVERS, login_as, make_course, make_user
+from tests.conftest import ON_REAL_SERVERS, at_once, login_as, make_course, make_user
 from tests.test_teaching import HX, analyze, blocks_of, complete, enrol, gradable_of
 from webapp.extensions import db
 from webapp.models import (
@@ -469,6 +470,103 @@ def test_concurrent_graders_on_postgresql_one_wins(app, course, teacher, queue):
     row = db.session.get(CompletedContentBlock, sub.id)
     assert row.grader_comment == f"by {row.grade}"
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def _student_of(sub) -> User:
+    return db.session.get(User, sub.student_id)
+
+
+def _edit_work(client, course, sub, url: str):
+    return client.post(
+        f"/courses/{course.id}/blocks/{sub.content_block_id}/completion",
+        data={"url": url, "remarks": "edited"},
+        headers={**HX, "HX-Target": "completion"},
+    )
+
+
+@pytest.mark.skipif(not ON_REAL_SERVERS, reason="row locks need PostgreSQL")
+def test_a_grade_saved_while_the_students_edit_waits_still_reads_as_changed(
+    app, course, teacher, queue
+):
+    """The edit reads its clock, then waits for the row a grader is saving with a later clock:
+    after both, the grade is on the old work, so the new work must wait in the queue again."""
+    sub = queue[0]
+    student_client = _student_client(app, _student_of(sub))
+    later = utcnow() + dt.timedelta(seconds=5)  # the grader's clock, after the edit's
+    grader = db.engine.connect()
+    grader.execute(
+        update(CompletedContentBlock)
+        .where(CompletedContentBlock.id == sub.id)
+        .values(grade=70, graded_at=later, graded_by_id=teacher.id)
+    )  # not committed: the row stays locked
+    answers = []
+
+    def edit():
+        with app.app_context():
+            answers.append(_edit_work(student_client, course, sub, "https://example.com/v2"))
+
+    thread = threading.Thread(target=edit)
+    thread.start()
+    _wait_for_a_lock_wait()
+    grader.commit()
+    grader.close()
+    thread.join(timeout=30)
+    assert [r.status_code for r in answers] == [200]
+    db.session.expire_all()
+    row = db.session.get(CompletedContentBlock, sub.id)
+    assert (row.grade, row.url) == (70, "https://example.com/v2")
+    assert row.changed_since_graded and row.graded_at < row.updated_at
+
+
+def _wait_for_a_lock_wait() -> None:
+    """Until some backend of this database waits for a row lock (the edit, blocked)."""
+    for _ in range(300):
+        with db.engine.connect() as conn:
+            waiting = conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting:
+            return
+        threading.Event().wait(0.02)
+    raise AssertionError("the edit never waited for the row")
+
+
+@pytest.mark.skipif(not ON_REAL_SERVERS, reason="real concurrency needs PostgreSQL")
+def test_grades_racing_student_edits_follow_the_optimistic_rule(app, course, teacher, queue):
+    """Released at once, ten times: a grade lands only on the version the grader loaded; when
+    the student's edit comes after it, the work reads as changed since graded. Never a 5xx."""
+    sub = queue[0]
+    student = _student_of(sub)
+    for round_ in range(10):
+        loaded = version(sub)
+        tutor, learner = app.test_client(), app.test_client()
+        login_as(tutor, teacher)
+        login_as(learner, student)
+        url = f"https://example.com/round-{round_}"
+        mails = db.session.scalar(select(func.count()).select_from(OutboxMessage))
+
+        def send(c, i, url=url, loaded=loaded):
+            if i == 0:
+                return c.post(
+                    f"/teach/courses/{course.id}/grading/{sub.id}",
+                    data={"grade": str(round_), "comment": "", "version": loaded},
+                    headers=PANEL,
+                )
+            return _edit_work(c, course, sub, url)
+
+        statuses = at_once(app, [tutor, learner], send)
+        db.session.expire_all()
+        row = db.session.get(CompletedContentBlock, sub.id)
+        new_mails = db.session.scalar(select(func.count()).select_from(OutboxMessage)) - mails
+        assert row.url == url and row.version == int(loaded) + 1 + (row.grade == round_)
+        if row.grade == round_:  # the grade won the row: the edit came after it
+            assert sorted(statuses) == [200, 200] and new_mails == 1
+            assert row.changed_since_graded
+        else:  # the edit won: the grader's version was stale
+            assert sorted(statuses) == [200, 409] and new_mails == 0
 
 
 def test_queue_query_budget_does_not_grow(client, course, teacher, queue, count_queries):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, case, delete, literal, select, update
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
@@ -314,13 +314,21 @@ def edit(held: StudentBlock, url: str | None, remarks: str) -> Change:
     if (current.completion.url, current.completion.feedback) == (url, remarks):
         return current
     w = CompletedContentBlock
+    now = utcnow()
+    # A grade saved while this UPDATE waited for the row may carry a later clock reading than
+    # ``now``: it is dated just before the edit, so the work still reads as changed since graded
+    # (the CASE is evaluated on the row as the grader committed it; docs/teaching.md).
+    graded_at = case(
+        (w.graded_at >= now, literal(now - dt.timedelta(microseconds=1), w.graded_at.type)),
+        else_=w.graded_at,
+    )
     try:
         with unit_of_work():
             # Bumping updated_at tells the teacher the work changed after it was graded.
             row = db.session.execute(
                 update(w)
                 .where(w.id == current.completion.id)
-                .values(url=url, feedback=remarks, updated_at=utcnow())
+                .values(url=url, feedback=remarks, updated_at=now, graded_at=graded_at)
                 .returning(
                     w.id,
                     w.url,
