@@ -548,7 +548,7 @@ def test_grades_racing_student_edits_follow_the_optimistic_rule(app, course, tea
         url = f"https://example.com/round-{round_}"
         mails = db.session.scalar(select(func.count()).select_from(OutboxMessage))
 
-        def send(c, i, url=url, loaded=loaded):
+        def send(c, i, url=url, loaded=loaded, round_=round_):
             if i == 0:
                 return c.post(
                     f"/teach/courses/{course.id}/grading/{sub.id}",
