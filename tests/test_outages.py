@@ -17,7 +17,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, select, text
 
+from tests.bench.server import Client, csrf_token
 from tests.conftest import (
+    ON_REAL_SERVERS,
     PASSWORD,
     IsolatedClient,
     Mailbox,
@@ -27,6 +29,7 @@ from tests.conftest import (
     make_course,
     make_user,
 )
+from tests.e2e.conftest import serve
 from tests.servers import hung_port, private_postgres, private_redis  # noqa: F401 - fixtures
 from tests.test_errors import assert_503
 from webapp import create_app
@@ -263,47 +266,68 @@ def test_a_backup_restores_every_row_and_the_app_runs_on_it(private_postgres, tm
 # --- several instances (docs/operations.md) ----------------------------------------------------
 
 
-def test_two_instances_sharing_the_servers_behave_as_one(app, admin, private_redis):  # noqa: F811
-    """Two app processes behind a load balancer: the same database and Redis, nothing else.
-    A log-out, an admin's deactivation and the log-in throttle on one hold on the other."""
-    from webapp.models import User
-    from webapp.services import user_actions
+def _real_servers_or_skip() -> None:
+    if not ON_REAL_SERVERS:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run this test on PostgreSQL and Redis")
+        pytest.skip("two processes share state through PostgreSQL and Redis only")
 
-    cfg = base_config(REDIS_CLIENT=None, REDIS_URL=private_redis.url,
-                      LOGIN_LIMIT_ACCOUNT="4 per 15 minutes")  # fmt: skip
-    del cfg["RATELIMIT_STORAGE_URI"]  # production wiring: the limits live in that Redis too
-    one, two = create_app(cfg), create_app(cfg)
-    one.test_client_class = two.test_client_class = IsolatedClient
-    with one.app_context():
-        make_user("student", email="both@example.com")
-        make_user("student", email="victim@example.com")
-    login = {"email": "both@example.com", "password": PASSWORD}
 
-    def signed_in_on_both():
-        a = one.test_client()
-        assert a.post("/login", data=login).status_code == 303
-        b = two.test_client()
-        with a.session_transaction() as held, b.session_transaction() as copy:
-            copy.update(held)  # the same cookie, sent to the other instance
-        assert b.get("/learn").status_code == 200
-        return a, b
+def _log_in(port: int, email: str, password: str = PASSWORD) -> tuple[Client, int]:
+    """A browser of its own: GET /login, POST the form; (the client, the POST's status)."""
+    client = Client(port)
+    form = client.get("/login")
+    assert form.status == 200
+    fields = {"csrf_token": csrf_token(form.text), "email": email, "password": password}
+    return client, client.post("/login", fields).status
 
-    a, b = signed_in_on_both()
-    assert a.post("/logout").status_code in (302, 303)
-    assert b.get("/learn").status_code == 303  # logged out on one: refused on the other
 
-    a, b = signed_in_on_both()
-    admin_id = admin.id
-    with one.app_context():
-        both = db.session.scalar(select(User.id).where(User.email == "both@example.com"))
-        user_actions.deactivate(db.session.get(User, admin_id), both, "127.0.0.1")
-    assert b.get("/learn").status_code == 303  # deactivated on one: out on the other at once
+def _post_form(client: Client, page: str, action: str) -> int:
+    """POST ``action`` with the CSRF token of ``page`` (as the page's button would)."""
+    return client.post(action, {"csrf_token": csrf_token(client.get(page).text)}).status
 
-    wrong = {"email": "victim@example.com", "password": "not the password"}
-    for instance in (one, two, one, two):  # four failures, two on each
-        assert instance.test_client().post("/login", data=wrong).status_code == 422
-    right = {"email": "victim@example.com", "password": PASSWORD}
-    assert two.test_client().post("/login", data=right).status_code == 429  # counted across
+
+def test_two_gunicorn_processes_on_two_ports_behave_as_one(app, admin, tmp_path):
+    """Two app processes behind a load balancer, sharing only PostgreSQL and Redis: a log-out
+    and an admin's deactivation on one are refused on the other at its next request, and the
+    log-in throttle counts the failures on both."""
+    _real_servers_or_skip()
+    make_user("student", email="victim@example.com")
+    both = make_user("student", email="both@example.com").id
+    admin_email = admin.email
+    limits = {"LOGIN_LIMIT_ACCOUNT": "4 per 15 minutes"}
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    with (
+        serve(app, tmp_path / "one", **limits) as one_url,
+        serve(app, tmp_path / "two", **limits) as two_url,
+    ):
+        one, two = (int(url.rpartition(":")[2]) for url in (one_url, two_url))
+
+        def signed_in_on_both() -> tuple[Client, Client]:
+            a, status = _log_in(one, "both@example.com")
+            assert status == 303
+            b = Client(two, cookies=dict(a.cookies))  # the same cookie, sent to the other
+            assert b.get("/learn").status == 200
+            return a, b
+
+        a, b = signed_in_on_both()
+        assert _post_form(a, "/learn", "/logout") in (302, 303)
+        assert b.get("/learn").status == 303  # logged out on one: refused on the other
+
+        a, b = signed_in_on_both()
+        boss, status = _log_in(two, admin_email)
+        assert status == 303
+        page = f"/admin/users/{both}"
+        assert _post_form(boss, page, f"{page}/deactivate") == 303  # on the second process
+        assert a.get("/learn").status == 303  # and out on the first at its next request
+        with db.engine.connect() as conn:
+            assert conn.scalar(text(f"SELECT is_active FROM users WHERE id = {both}")) is False
+
+        for port in (one, two, one, two):  # four failures, two on each process
+            assert _log_in(port, "victim@example.com", "not the password")[1] == 422
+        assert _log_in(two, "victim@example.com")[1] == 429  # counted across both
+        assert _log_in(one, "victim@example.com")[1] == 429
 
 
 def test_a_hung_smtp_server_delays_mail_and_nothing_else(app, client, hung_port):  # noqa: F811
