@@ -12,6 +12,7 @@ progress bar says how many blocks they have done) and so can the database afterw
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import itertools
 import os
@@ -26,6 +27,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from tests.conftest import (
@@ -33,14 +35,16 @@ from tests.conftest import (
     ON_REAL_SERVERS,
     PASSWORD,
     REDIS_URL,
+    Mailbox,
     base_config,
     free_port,
     make_course,
     make_user,
 )
 from tests.test_learning import assert_progress_invariant
+from webapp import mail
 from webapp.extensions import db
-from webapp.models import CompletedContentBlock, StudentCourse
+from webapp.models import CompletedContentBlock, OutboxMessage, StudentCourse
 
 ROOT = Path(__file__).resolve().parents[1]
 GRACEFUL_TIMEOUT = 20  # gunicorn.conf.py
@@ -50,8 +54,9 @@ LEARNERS = 6
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture(autouse=True)
-def _real_servers():
+@pytest.fixture
+def real_servers():
+    """gunicorn in production runs on PostgreSQL and Redis: skip on the stand-ins (not in CI)."""
     if not ON_REAL_SERVERS:
         if os.environ.get("CI") == "true":
             pytest.fail("CI must run the restart tests: they need PostgreSQL and Redis")
@@ -65,7 +70,7 @@ class Gunicorn:
     """The master, as a deploy starts it, with tests/restart_hooks.py around the project's
     settings; its notes (``ready``/``start``/``slow`` lines) and its log."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, **extra_env: str):
         self.port = free_port()
         self.log_path = tmp_path / "gunicorn.log"
         self.notes_path = tmp_path / "requests.log"
@@ -86,6 +91,7 @@ class Gunicorn:
             "MAX_REQUESTS": "0",
             "RESTART_TEST_LOG": str(self.notes_path),
             "RESTART_TEST_SLOW": str(SLOW),
+            **extra_env,
         }
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
@@ -418,7 +424,9 @@ def _in_flight(server: Gunicorn, slow: Learner) -> tuple[threading.Thread, list[
 # --- the tests -------------------------------------------------------------------------------
 
 
-def test_sighup_replaces_the_workers_under_load_without_a_failed_request(app, tmp_path):
+def test_sighup_replaces_the_workers_under_load_without_a_failed_request(
+    app, tmp_path, real_servers
+):
     with Gunicorn(tmp_path) as server:
         course_id, learners = _learners(server.port, LEARNERS + 1)
         slow, busy = learners[0], learners[1:]
@@ -458,7 +466,7 @@ def test_sighup_replaces_the_workers_under_load_without_a_failed_request(app, tm
     print(f"\nSIGHUP: {len(outcomes)} requests, {through} answered after the signal, 0 failed")
 
 
-def test_sigterm_finishes_every_accepted_request_and_exits_in_time(app, tmp_path):
+def test_sigterm_finishes_every_accepted_request_and_exits_in_time(app, tmp_path, real_servers):
     with Gunicorn(tmp_path) as server:
         course_id, learners = _learners(server.port, LEARNERS + 1)
         slow, busy = learners[0], learners[1:]
@@ -504,3 +512,91 @@ def test_sigterm_finishes_every_accepted_request_and_exits_in_time(app, tmp_path
         f"\nSIGTERM: {len(outcomes)} requests; {after} answered after the signal; drained in "
         f"{drained:.2f} s; {len(refused)} refused and {len(never_in)} reset unaccepted after it"
     )
+
+
+# --- the email worker, stopped while it sends ----------------------------------------------------
+
+
+class SlowMailbox(Mailbox):
+    """Takes each message, then waits before its 250: a send in flight for ``delay`` seconds."""
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.delay = delay
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        answer = await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(self.delay)
+        return answer
+
+
+@pytest.fixture
+def slow_smtp(app):
+    box, port = SlowMailbox(SLOW), free_port()
+    server = Controller(box, hostname="127.0.0.1", port=port)
+    server.start()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=10)
+    yield box
+    server.stop()
+
+
+def _queue_one(recipient: str) -> int:
+    row = OutboxMessage(recipient=recipient, subject="Hello", text_body="Hi\n", html_body="")
+    db.session.add(row)
+    db.session.commit()
+    return row.id
+
+
+def _sent_once(app, box: SlowMailbox, row_id: int, recipient: str) -> None:
+    """The message is recorded as sent, and another pass of the outbox sends nothing."""
+    db.session.expire_all()
+    row = db.session.get(OutboxMessage, row_id)
+    assert row.sent_at is not None and row.attempts == 1, row.last_error
+    assert mail.deliver_pending() == (0, 0)
+    assert [m["To"] for m in box.messages] == [recipient]
+
+
+def test_the_outbox_worker_stops_on_sigterm_after_the_message_in_hand(app, slow_smtp, tmp_path):
+    """A deploy stops `flask outbox run` with SIGTERM while it sends: the message in hand is
+    finished and recorded, then the worker exits 0; it is never sent twice."""
+    row_id = _queue_one("in-hand@example.com")
+    env = {
+        **os.environ, "FLASK_APP": "wsgi:app", "LECTERN_ENV": "development",
+        "SECRET_KEY": base_config()["SECRET_KEY"], "DATABASE_URL": DATABASE_URL,
+        "REDIS_URL": REDIS_URL, "LECTERN_INSTANCE": str(tmp_path), "OUTBOX_THREAD": "0",
+        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(app.config["MAIL_PORT"]),
+    }  # fmt: skip
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - the worker writes to it
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "outbox", "run", "--interval", "0.2"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: slow_smtp.messages, 60, "the message at the SMTP server")
+        worker.send_signal(signal.SIGTERM)  # while the server has not said 250 yet
+        code = worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        log.close()
+    assert code == 0, (tmp_path / "worker.log").read_text()
+    _sent_once(app, slow_smtp, row_id, "in-hand@example.com")
+
+
+def test_a_gunicorn_workers_outbox_thread_finishes_its_message_on_sigterm(
+    app, slow_smtp, tmp_path, real_servers
+):
+    """OUTBOX_THREAD on (the development default): a worker leaving on SIGTERM lets its outbox
+    thread finish the message in hand instead of cutting it off (it would be sent again)."""
+    row_id = _queue_one("thread@example.com")
+    port = str(app.config["MAIL_PORT"])
+    with Gunicorn(tmp_path, OUTBOX_THREAD="1", MAIL_PORT=port) as server:
+        probe = Learner(server.port, 0, "", 0, [])
+        assert probe.send("healthz", "GET", "/healthz").status == 200  # starts one thread
+        wait_for(lambda: slow_smtp.messages, 60, "the message at the SMTP server")
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=GRACEFUL_TIMEOUT + 10) == 0
+        log = server.log()
+    assert "SIGKILL" not in log and "Traceback" not in log
+    _sent_once(app, slow_smtp, row_id, "thread@example.com")
