@@ -509,8 +509,9 @@ def test_sigterm_finishes_every_accepted_request_and_exits_in_time(app, tmp_path
     _check_database(course_id, learners)  # no partial write, every answered one kept
     after = sum(o.at > term for o in answered)
     print(
-        f"\nSIGTERM: {len(outcomes)} requests; {after} answered after the signal; drained in "
-        f"{drained:.2f} s; {len(refused)} refused and {len(never_in)} reset unaccepted after it"
+        f"\nSIGTERM: {len(outcomes)} requests; {after} answered after the signal, the slow one "
+        f"at {slow_out.at - term:.2f} s; drained in {drained:.2f} s; after it {len(refused)} "
+        f"refused and {len(never_in)} reset before a worker took them"
     )
 
 
