@@ -15,7 +15,7 @@ import time
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select, text, update
 
 from tests.bench.server import Client, csrf_token
 from tests.conftest import (
@@ -346,3 +346,86 @@ def test_a_hung_smtp_server_delays_mail_and_nothing_else(app, client, hung_port)
         ).all()
         assert row.sent_at is None and row.attempts == 1
         assert "timed out" in row.last_error.lower() and row.next_attempt_at > utcnow()
+
+
+def test_smtp_down_then_back_delivers_each_message_exactly_once(app, client, teacher):
+    """A real SMTP server (aiosmtpd), stopped: a sign-up, a password reset and a grade (whose
+    email tells the student) answer as always; their messages wait in the outbox with the
+    error; the server starts again on the same port and the worker sends each exactly once."""
+    from collections import Counter
+
+    from tests.test_teaching import complete, enrol, gradable_of
+    from webapp.mail import work
+    from webapp.models import OutboxMessage, utcnow
+    from webapp.services import grading
+
+    box, smtp_port = Mailbox(), free_port()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_port, MAIL_TIMEOUT=2)
+    student = make_user("student", email="graded@example.com")
+    make_user("student", email="forgetful@example.com")
+    course = make_course(teacher, sections=1, blocks=2, types=("assignment",))
+    enrol(student, course)
+    work_row = complete(student, gradable_of(course)[0], url="https://example.com/essay")
+    teacher_client = app.test_client()
+    login_as(teacher_client, teacher)
+
+    def run_worker() -> tuple[int, int]:
+        return next(work(once=True))  # one poll of `flask outbox run`, errors raised
+
+    smtp = Controller(box, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    _sign_up(client, "before@example.com")
+    assert run_worker() == (1, 0)  # the server is real and was working
+    smtp.stop()
+
+    # SMTP is down: every request answers exactly as it does when it is up.
+    _sign_up(client, "newcomer@example.com")
+    forgot = client.post("/password/forgot", data={"email": "forgetful@example.com"})
+    assert forgot.status_code == 303
+    assert forgot.headers["Location"].endswith("/password/forgot/sent")
+    graded = teacher_client.post(
+        f"/teach/courses/{course.id}/grading/{work_row.id}",
+        data={"grade": "90", "comment": "Clear and careful", "action": "save",
+              "version": grading.version_of(work_row)},
+    )  # fmt: skip
+    assert graded.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(type(work_row), work_row.id).grade == 90  # the grade is saved
+
+    waiting = ["newcomer@example.com", "forgetful@example.com", "graded@example.com"]
+    assert run_worker() == (0, 3)
+
+    def outbox() -> dict[str, OutboxMessage]:
+        db.session.expire_all()
+        return {m.recipient: m for m in db.session.scalars(select(OutboxMessage))}
+
+    rows = outbox()
+    for address in waiting:
+        row = rows[address]
+        assert row.sent_at is None and row.attempts == 1, address
+        assert row.last_error.startswith("ConnectionRefusedError"), row.last_error
+        assert row.next_attempt_at > utcnow() and row.text_body  # kept, with its body
+    assert "Graded:" in rows["graded@example.com"].subject
+
+    # The server is back on the same port. Before the backoff has passed nothing is tried;
+    # once it has (moved forward in the table, not slept), each message goes out once.
+    smtp = Controller(box, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    try:
+        assert run_worker() == (0, 0)
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.sent_at.is_(None))
+            .values(next_attempt_at=utcnow())
+        )
+        db.session.commit()
+        assert run_worker() == (3, 0)
+        assert run_worker() == (0, 0)  # run again: nothing is sent twice
+    finally:
+        smtp.stop()
+    assert Counter(m["To"] for m in box.messages) == Counter(["before@example.com", *waiting])
+    rows = outbox()
+    assert all(r.sent_at is not None and r.last_error == "" for r in rows.values())
+    assert [r.attempts for r in map(rows.get, waiting)] == [2, 2, 2]
+    (grade_mail,) = [m for m in box.messages if m["To"] == "graded@example.com"]
+    assert "Clear and careful" in Mailbox.text(grade_mail)

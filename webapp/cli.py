@@ -159,10 +159,23 @@ def register(app) -> None:
     @click.option("--interval", default=5.0, show_default=True)
     def outbox_run(once: bool, interval: float) -> None:
         """Deliver queued email, retrying failures with backoff; survives database and SMTP
-        outages (it waits and polls again)."""
+        outages (it waits and polls again). SIGTERM or Ctrl-C: it finishes the message in hand,
+        then exits 0."""
+        import signal
+        import threading
+
         from .mail import work
 
-        for sent, failed in work(interval, once=once):
+        stop = threading.Event()
+
+        def _stop(signum, frame):
+            # Set from a thread of its own: the Event's lock may be held by the very code
+            # the handler interrupted (a wait on it), and the handler runs in that thread.
+            threading.Thread(target=stop.set).start()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        for sent, failed in work(interval, once=once, stop=stop):
             if sent or failed:
                 click.echo(f"outbox: {sent} sent, {failed} failed")
 

@@ -10,6 +10,7 @@ it stays in the table with ``last_error`` starting "gave up" and ``next_attempt_
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
 import smtplib
@@ -150,17 +151,20 @@ def _mark_sent(row: OutboxMessage) -> None:
     row.html_body = ""
 
 
-def deliver_pending(limit: int = 50) -> tuple[int, int]:
+def deliver_pending(limit: int = 50, stop: threading.Event | None = None) -> tuple[int, int]:
     """Send up to ``limit`` due messages; returns (sent, failed). Safe in several workers at once.
 
     One transaction per message: claim the row, send it, mark it sent and commit at once, so a
-    message that went out is never sent again because of a later row.
+    message that went out is never sent again because of a later row. ``stop`` set: no further
+    message is claimed (the one in hand is finished and recorded).
     """
     max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
     use_smtp = bool(current_app.config["MAIL_SERVER"])
     now = utcnow()
     sent = failed = 0
     for _ in range(limit):
+        if stop is not None and stop.is_set():
+            break
         row = _claim_next(now, max_attempts)
         if row is None:
             break
@@ -189,19 +193,27 @@ def deliver_pending(limit: int = 50) -> tuple[int, int]:
 MAX_PAUSE = 60.0  # seconds: the longest wait between polls while something is down
 
 
-def work(interval: float = 5.0, *, once: bool = False, wake: threading.Event | None = None):
+def work(
+    interval: float = 5.0,
+    *,
+    once: bool = False,
+    wake: threading.Event | None = None,
+    stop: threading.Event | None = None,
+):
     """The outbox worker's loop (``flask outbox run``, and the development server's thread).
 
     It survives anything one poll can raise: with PostgreSQL or the SMTP server down it logs,
     rolls back, drops the session's connection and waits, ``interval`` doubled after each
     failure up to MAX_PAUSE, then polls again; the rows stay queued and go out once the servers
     are back. ``once``: one poll, errors raised (cron sees them). ``wake`` cuts a wait short.
+    ``stop`` set (SIGTERM, the process's exit): the message in hand is sent and recorded, then
+    the loop ends; cut off mid-send instead, that message would go out again on the next poll.
     Yields (sent, failed) after each successful poll (the command prints them).
     """
     pause = interval
-    while True:
+    while stop is None or not stop.is_set():
         try:
-            sent, failed = deliver_pending()
+            sent, failed = deliver_pending(stop=stop)
         except Exception:
             with suppress(Exception):  # on a dead connection the rollback may fail too
                 db.session.rollback()
@@ -209,7 +221,7 @@ def work(interval: float = 5.0, *, once: bool = False, wake: threading.Event | N
             if once:
                 raise
             log.exception("outbox: poll failed; next try in %.0f s", pause)
-            _wait(wake, pause)
+            _wait(wake, stop, pause)
             pause = min(pause * 2, MAX_PAUSE)
             continue
         pause = interval
@@ -217,27 +229,45 @@ def work(interval: float = 5.0, *, once: bool = False, wake: threading.Event | N
         if once:
             return
         if not sent:
-            _wait(wake, interval)
+            _wait(wake, stop, interval)
 
 
-def _wait(wake: threading.Event | None, seconds: float) -> None:
-    if wake is None:
-        time.sleep(seconds)
-    else:
+def _wait(wake: threading.Event | None, stop: threading.Event | None, seconds: float) -> None:
+    """Sleep ``seconds``, less if ``wake`` (then cleared) or ``stop`` is set meanwhile."""
+    if wake is not None:
         wake.wait(timeout=seconds)
         wake.clear()
+    elif stop is not None:
+        stop.wait(timeout=seconds)
+    else:
+        time.sleep(seconds)
 
 
 def start_worker(app) -> None:
-    """Deliver in a background thread of this process (the development server)."""
+    """Deliver in a background thread of this process (the development server, or gunicorn's
+    workers with OUTBOX_THREAD on).
+
+    At the process's exit (a gunicorn worker leaving on SIGTERM, Ctrl-C) the thread is told to
+    stop and waited for, so that the message it is sending is finished and recorded; a daemon
+    thread alone would be cut off mid-send and the message sent again.
+    """
 
     @event.listens_for(Session, "after_commit")
     def _wake(session):
         _wakeup.set()
 
+    stop = threading.Event()
+
     def loop():
         with app.app_context():
-            for _ in work(30, wake=_wakeup):
+            for _ in work(30, wake=_wakeup, stop=stop):
                 pass
 
-    threading.Thread(target=loop, name="outbox", daemon=True).start()
+    thread = threading.Thread(target=loop, name="outbox", daemon=True)
+    thread.start()
+
+    @atexit.register
+    def _finish():
+        stop.set()
+        _wakeup.set()
+        thread.join(timeout=app.config["MAIL_TIMEOUT"] + 5)
