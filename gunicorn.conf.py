@@ -30,6 +30,9 @@ max_requests_jitter = max_requests // 10
 accesslog = "-"
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn 27 opens a control socket (for gunicornc) at one path per user, $HOME/.gunicorn/:
+# two instances on one host would share it. Lectern does not use it; signals do the same work.
+control_socket_disable = True
 
 # Email links carry one-purpose tokens in their path (activation, password reset, invitation,
 # email change). The access log writes "[redacted]" in their place, in the request line, the
