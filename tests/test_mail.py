@@ -58,6 +58,14 @@ class Recorder:
             self.envelopes.append((envelope.rcpt_tos, envelope.mail_options, msg))
         return "250 OK"
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address.startswith("nobody@"):
+            return "550 5.1.1 No such mailbox"
+        if address.startswith("busy@"):
+            return "450 4.2.1 Mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     def recipients(self) -> list[str]:
         return [r for rcpts, _, _ in self.envelopes for r in rcpts]
 
@@ -198,6 +206,25 @@ def test_gives_up_after_max_attempts_and_keeps_the_row(app, smtp_server):
     db.session.commit()
     assert mail.deliver_pending() == (0, 0)
     assert rows()["ann@example.com"].attempts == 3 and server.envelopes == []
+
+
+def test_a_recipient_refused_for_good_is_given_up_at_once_a_busy_one_retried(app, smtp_server):
+    """550 (no such mailbox) cannot change by retrying: given up at the first attempt. 450
+    (try later) is retried with backoff like any other failure."""
+    server = smtp_server()
+    queue("nobody@example.com", "busy@example.com", "ann@example.com")
+    assert mail.deliver_pending() == (1, 2)
+    found = rows()
+    assert found["nobody@example.com"].next_attempt_at == mail.GAVE_UP
+    assert found["nobody@example.com"].last_error.startswith(
+        "gave up after 1 attempts: SMTPRecipientsRefused"
+    )
+    assert found["busy@example.com"].next_attempt_at != mail.GAVE_UP
+    assert found["busy@example.com"].last_error.startswith("SMTPRecipientsRefused")
+    assert server.recipients() == ["ann@example.com"]
+    make_due()
+    assert mail.deliver_pending() == (0, 1)  # only the busy one is tried again
+    assert rows()["busy@example.com"].attempts == 2
 
 
 def test_max_attempts_must_be_positive(monkeypatch, tmp_path):

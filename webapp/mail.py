@@ -129,9 +129,20 @@ def _claim_next(now: dt.datetime, max_attempts: int) -> OutboxMessage | None:
     ).first()
 
 
+def _permanent(exc: Exception) -> bool:
+    """Retrying cannot help: our own PermanentFailure, or the server refused the recipient
+    with a 5xx (no such mailbox, say). Other 5xx (a refused sender, a failed login) are the
+    server's configuration, which an operator fixes: those are retried."""
+    if isinstance(exc, PermanentFailure):
+        return True
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        return all(500 <= code < 600 for code, _ in exc.recipients.values())
+    return False
+
+
 def _record_failure(row: OutboxMessage, exc: Exception, max_attempts: int) -> None:
     error = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, PermanentFailure) or row.attempts >= max_attempts:
+    if _permanent(exc) or row.attempts >= max_attempts:
         row.next_attempt_at = GAVE_UP
         row.last_error = f"gave up after {row.attempts} attempts: {error}"[:500]
         log.error("outbox: message %s given up: %s", row.id, error)
