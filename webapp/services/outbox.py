@@ -251,7 +251,6 @@ def retry_message(actor: User, message_id, ip: str = "") -> OutboxRow:
     message.next_attempt_at = now
     message.last_error = _kept_error(message.last_error)
     after_commit(mail.wake)
-    db.session.flush()
     return OutboxRow(
         message.id, message.recipient, message.subject, message.created_at, 0, now, None,
         message.last_error, due=True,
