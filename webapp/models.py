@@ -392,11 +392,24 @@ class LiveSession(db.Model):
     user_agent: Mapped[str] = mapped_column(String(300), default="")
 
 
+_UNSENT = "sent_at IS NULL"
+_WAITING = "sent_at IS NULL AND next_attempt_at < '9999-01-01 00:00:00+00'"  # not mail.GAVE_UP
+
+
 class OutboxMessage(db.Model):
     """An email queued in the caller's transaction, delivered after commit."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "next_attempt_at"), NEVER_REUSE)
+    __table_args__ = (
+        Index("ix_outbox_pending", "sent_at", "next_attempt_at"),
+        # The admin's outbox page (services/outbox.py): unsent rows only, in the orders it pages
+        # by (pending by next attempt, given up by id), and the pending ones by age.
+        Index("ix_outbox_unsent", "next_attempt_at", "id", postgresql_where=text(_UNSENT),
+              sqlite_where=text(_UNSENT)),
+        Index("ix_outbox_waiting_since", "created_at", postgresql_where=text(_WAITING),
+              sqlite_where=text(_WAITING)),
+        NEVER_REUSE,
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recipient: Mapped[str] = mapped_column(String(254))

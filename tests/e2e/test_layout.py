@@ -18,10 +18,12 @@ import pytest
 from tests.conftest import PASSWORD, make_user
 from tests.e2e.conftest import PageWatch
 from webapp.extensions import db
+from webapp.mail import GAVE_UP
 from webapp.models import (
     CompletedContentBlock,
     ContentBlock,
     Course,
+    OutboxMessage,
     Role,
     Section,
     StudentCourse,
@@ -86,6 +88,12 @@ def school(app):
     for i in range(3):
         audit.record("admin.role_changed", actor=admin, target=students[i], ip="203.0.113.9",
                      old="student", new="teacher", note=LONG)  # fmt: skip
+    for gave_up in (False, True):  # the admin's outbox: one pending, one given up
+        db.session.add(OutboxMessage(
+            recipient=LONG_EMAIL, subject=f"Activate your account: {LONG}", text_body="x",
+            attempts=30 if gave_up else 2, next_attempt_at=GAVE_UP if gave_up else now,
+            last_error=("gave up after 30 attempts: " if gave_up else "") + LONG_URL,
+        ))  # fmt: skip
     db.session.commit()
     submission = (
         db.session.query(CompletedContentBlock)
@@ -123,7 +131,8 @@ def pages(s) -> dict[str, list[str]]:
         "admin": [
             "/admin/users", f"/admin/users/{s['teacher'].id}", f"/admin/users/{st.id}",
             f"/admin/users/{st.id}/delete", f"/admin/users/{s['teacher'].id}/transfer",
-            "/admin/users/new", "/admin/audit", f"/teach/courses/{c}",
+            "/admin/users/new", "/admin/audit", "/admin/outbox", "/admin/outbox?show=given-up",
+            f"/teach/courses/{c}",
         ],
     }  # fmt: skip
 

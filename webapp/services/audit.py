@@ -28,6 +28,8 @@ ADMIN_ACTIONS = (
     "admin.course_transferred",
     "admin.courses_transferred",
     "admin.deactivated",
+    "admin.outbox_retried",
+    "admin.outbox_retried_all",
     "admin.reactivated",
     "admin.reset_sent",
     "admin.role_changed",
