@@ -140,8 +140,19 @@ def _permanent(exc: Exception) -> bool:
     return False
 
 
+def _describe(exc: Exception) -> str:
+    """The error as the admin's outbox page shows it: an SMTP refusal as the server said it."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        said = "; ".join(
+            f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
+            for code, text in exc.recipients.values()
+        )
+        return f"{type(exc).__name__}: {said}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _record_failure(row: OutboxMessage, exc: Exception, max_attempts: int) -> None:
-    error = f"{type(exc).__name__}: {exc}"
+    error = _describe(exc)
     if _permanent(exc) or row.attempts >= max_attempts:
         row.next_attempt_at = GAVE_UP
         row.last_error = f"gave up after {row.attempts} attempts: {error}"[:500]
