@@ -12,8 +12,8 @@ For each operation, sent through HTTP as a user sends it:
    connection of the test's own, and waiting until the backend is gone, so the statement (or
    the COMMIT) really meets a dead connection. Each time the answer is the app's own 503 (an
    API call: its JSON problem), and every table holds exactly what it held before: no row
-   written, changed or deleted, and no session ended. A killed run leaves the data as it was, so the next N starts
-   on an untouched copy (the snapshot proves it).
+   written, changed or deleted, and no session opened or ended. A killed run leaves the data
+   as it was, so the next N starts on an untouched copy (the snapshot proves it).
 4. Then the same request, undisturbed, succeeds: the pool replaced the dead connection
    (``pool_pre_ping``) without a restart, and the operation did change the data.
 
@@ -120,7 +120,7 @@ class Killer:
 
     def snapshot(self) -> dict[str, list]:
         """Every table's rows (sorted), read on the test's own connection, and the live
-        sessions in the store (an operation ends them only once it has committed)."""
+        sessions in the store (an operation opens or ends them only once it has committed)."""
         names = [
             r[0]
             for r in self.own.execute(
@@ -249,15 +249,16 @@ def _fresh(app, own: psycopg.Connection) -> dict:
 @dataclass
 class Operation:
     """``send(client, w)`` makes the request as ``actor`` (None: signed out; ``api:<name>``:
-    with that user's bearer token in ``w["token"]``), answered ``ok`` when nothing fails."""
+    with that user's bearer token in ``w["token"]``), answered ``ok`` when nothing fails;
+    ``api``: a JSON API call (its errors are problem documents)."""
 
     actor: str | None
     send: Callable
     ok: int
+    api: bool = False
 
-    @property
-    def api(self) -> bool:
-        return bool(self.actor) and self.actor.startswith("api:")
+    def __post_init__(self):
+        self.api = self.api or (self.actor or "").startswith("api:")
 
 
 def _hx(target: str) -> dict:
@@ -422,6 +423,11 @@ OPERATIONS = {
         lambda c, w: c.post(f"/admin/users/{w['ids']['ben']}/role", data={"role": "teacher"}),
         303,
     ),
+    "log in (the live session, the audit record, the last log-in time)": Operation(
+        None,
+        lambda c, w: c.post("/login", data={"email": "ben@example.com", "password": PASSWORD}),
+        303,
+    ),
     "delete a user with their enrolments and completions (audited)": Operation(
         "admin", lambda c, w: c.post(f"/admin/users/{w['ids']['ann']}/delete"), 303
     ),
@@ -446,6 +452,33 @@ OPERATIONS = {
         303,
     ),
     # the same services through the JSON API
+    "API: log in (password grant: a token family, the audit record)": Operation(
+        None,
+        lambda c, w: c.post(
+            "/api/v1/auth/token",
+            data={"grant_type": "password", "username": "ben@example.com", "password": PASSWORD},
+        ),
+        200,
+        api=True,
+    ),
+    "API: change a course's title and publish it (both or neither)": Operation(
+        "api:teacher",
+        lambda c, w: c.patch(
+            f"/api/v1/courses/{w['draft']}",
+            headers=_bearer(w),
+            json={"title": "Ready", "description": "Now with words", "published": True},
+        ),
+        200,
+    ),
+    "API: change a user's role and deactivate them (both or neither)": Operation(
+        "api:admin",
+        lambda c, w: c.patch(
+            f"/api/v1/users/{w['ids']['ben']}",
+            headers=_bearer(w),
+            json={"role": "teacher", "status": "deactivated"},
+        ),
+        200,
+    ),
     "API: delete a section": Operation(
         "api:teacher",
         lambda c, w: c.delete(f"/api/v1/sections/{_sec(w, 0)}", headers=_bearer(w)),
