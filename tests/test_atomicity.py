@@ -148,7 +148,7 @@ def killer(app):
 
 def _seed() -> dict:
     """Teachers, an admin, students; a published course of 3 sections x 3 blocks with work done
-    (some of it graded-able), a small course one block short of completed, a draft. Plain
+    (an assignment among it, to grade), a small course one block short of completed, a draft. Plain
     values only: no ORM object outlives the seeding (it would load itself during a request)."""
     people = {
         name: make_user(role, email=f"{name}@example.com", name=name.title())
