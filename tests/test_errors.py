@@ -49,3 +49,16 @@ def test_a_signed_in_user_gets_the_503_page_not_a_bare_500(app, client, student)
         assert_503(fragment)
         assert "<html" not in fragment.get_data(as_text=True).lower()
     assert client.get("/learn").status_code == 200  # back at once, no restart
+
+
+def test_a_503_on_a_rate_limited_form_says_when_to_come_back_after_an_outage(app, client):
+    """The rate limiter puts its window's reset in Retry-After (an hour for the email forms):
+    a 503 says 30 seconds, as every 503 does."""
+    words = "a long enough passphrase"
+    signup = {"name": "A", "email": "a@example.com", "role": "student", "password": words,
+              "confirm": words}  # fmt: skip
+    with database_down():
+        assert_503(client.post("/signup", data=signup))
+        assert_503(client.post("/password/forgot", data={"email": "a@example.com"}))
+        assert_503(client.post("/login", data={"email": "a@example.com", "password": "x" * 12}))
+    assert client.post("/signup", data=signup).status_code == 303

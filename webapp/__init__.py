@@ -63,6 +63,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     mail_ext.init_app(app)
     csrf.init_app(app)
     compress.init_app(app)
+    # Registered before the limiter's own hook, so it runs after it (Flask runs them in
+    # reverse): Flask-Limiter sets Retry-After on every answer of a limited route to its
+    # window's reset, up to an hour away; a 503 keeps the Retry-After of an outage.
+    app.after_request(errors.keep_retry_after)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.request_loader(sessions.load_user)

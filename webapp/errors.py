@@ -63,6 +63,14 @@ def render_error(code: int, detail: str | None = None, retry_after: int | None =
     return resp
 
 
+def keep_retry_after(response):
+    """``after_request``, run after Flask-Limiter's: every 503 says ``Retry-After: 30`` (the
+    limiter would put its window's reset there, an hour away for the email forms)."""
+    if response.status_code == 503:
+        response.headers["Retry-After"] = str(RETRY_SECONDS)
+    return response
+
+
 def register(app) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

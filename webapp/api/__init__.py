@@ -6,10 +6,28 @@ One blueprint, ``api``; its views are in the modules below, one per resource.
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, abort
 from flask_smorest import Blueprint
+from webargs.flaskparser import FlaskParser, is_json_request
 
-bp = Blueprint(
+
+class JsonParser(FlaskParser):
+    """webargs' parser, except that a body sent to an operation that reads JSON must be JSON:
+    a form, text or XML body is 415 (webargs alone would read it as no body: a 422 naming
+    every required field, which hides the real mistake). No body at all stays a 422."""
+
+    def _raw_load_json(self, req):
+        sent = req.content_length or req.form or req.files or req.get_data(cache=True)
+        if sent and not is_json_request(req):
+            abort(415, description="Send the body as JSON (Content-Type: application/json).")
+        return super()._raw_load_json(req)
+
+
+class ApiBlueprint(Blueprint):
+    ARGUMENTS_PARSER = JsonParser()
+
+
+bp = ApiBlueprint(
     "api", __name__, url_prefix="/api/v1", description="Lectern's JSON API (docs/api.md)"
 )
 

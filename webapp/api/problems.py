@@ -19,7 +19,8 @@ PREFIX = "/api/"
 TOKEN_PATH = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
 PROBLEM = "application/problem+json"
 
-# OAuth2 error codes for the token endpoint's refusals that are not a grant's own error.
+# OAuth2 error codes for the token endpoint's refusals that are not a grant's own error (any
+# other status: invalid_request).
 OAUTH_ERRORS = {400: "invalid_request", 401: "invalid_client", 422: "invalid_request"}
 
 
@@ -103,7 +104,9 @@ def answer(
         if text:
             body["error_description"] = text
         resp = jsonify(body)
-        resp.status_code = 401 if status == 401 else 400
+        # The grant's own errors and invalid fields are 400 (401: client authentication), as
+        # RFC 6749 says; an HTTP error of the request itself (405, 413, 415) keeps its status.
+        resp.status_code = 400 if status in (400, 422) else status
     else:
         body = {"type": "about:blank", "title": HTTP_STATUS_CODES.get(status, "Error")}
         body["status"] = status

@@ -57,8 +57,10 @@ def login():
         result = accounts.authenticate(form.email.data, form.password.data)
         ip = client_ip()
         if result.outcome == "ok":
-            sessions.start(result.user, form.remember.data, ip, request.user_agent.string)
+            # Audited first, then the session opens: a log-in the database did not record
+            # (it failed mid-way: 503) leaves no live session and no cookie behind.
             accounts.record_login(result.user, ip)
+            sessions.start(result.user, form.remember.data, ip, request.user_agent.string)
             return hx_redirect(next_url or url_for(home_endpoint(result.user)))
         if result.outcome == "pending":
             accounts.record_pending_login(result.user, ip)

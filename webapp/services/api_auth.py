@@ -89,9 +89,10 @@ def password_grant(email: str, password: str, ip: str, user_agent: str) -> Token
     """The password grant: the web log-in's checks and audit events, then a new family."""
     result = accounts.authenticate(email, password)
     if result.outcome == "ok":
-        pair = _issue(result.user, secrets.token_urlsafe(12), ip, user_agent)
+        # Audited first, then the family opens in the store: a grant the database did not
+        # record (it failed mid-way) leaves no live token family behind.
         accounts.record_login(result.user, ip)
-        return pair
+        return _issue(result.user, secrets.token_urlsafe(12), ip, user_agent)
     if result.outcome == "pending":
         accounts.record_pending_login(result.user, ip)
         raise GrantError(
