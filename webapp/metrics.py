@@ -169,4 +169,3 @@ class OutboxCollector:
             raise
         age = max((utcnow() - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
         return pending, given_up, age
-
