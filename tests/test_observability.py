@@ -408,6 +408,27 @@ def test_an_app_log_line_carries_the_request_and_the_user(app, captured, student
     assert "/password/reset/[redacted]" in rec["exc"] and "SeCrEt" not in json.dumps(rec)
 
 
+def test_a_streamed_answer_is_logged_once_it_is_sent(app, captured, teacher):
+    """A CSV export streams for seconds: its access line comes when the last byte went out,
+    with the whole duration, not when the first was ready."""
+    from tests.conftest import make_course
+
+    course = make_course(teacher, title="History", sections=1, blocks=2)
+    json_app = create_app(base_config(LOG_FORMAT="json"))
+    json_app.test_client_class = IsolatedClient
+    c = json_app.test_client()
+    login_as(c, teacher)
+    resp = c.get(f"/teach/courses/{course.id}/gradebook.csv")
+    assert resp.status_code == 200 and resp.is_streamed
+    assert captured.getvalue() == ""  # not sent yet
+    resp.get_data()
+    resp.close()
+    (line,) = [json.loads(x) for x in captured.getvalue().splitlines()]
+    assert line["logger"] == "lectern.access" and line["status"] == 200
+    assert line["route"] == "/teach/courses/<int:course_id>/gradebook.csv"
+    assert line["user_id"] == teacher.id and line["request_id"] == resp.headers["X-Request-ID"]
+
+
 def test_log_format_defaults_and_refusal(monkeypatch, tmp_path):
     from webapp import config as config_module
 
