@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import secrets
 
 from flask import Flask, abort, before_render_template, g, request
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import assets, errors, filters, htmx, inputs, sessions
+from . import assets, errors, filters, htmx, inputs, logs, metrics, sessions
 from . import config as config_module
 from .embeds import FRAME_HOSTS
 from .extensions import compress, csrf, db, limiter, login_manager, migrate
@@ -53,7 +51,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     # Brotli, else gzip (docs/performance.md: what is compressed, and why BREACH is not a risk).
     app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
     app.config.setdefault("COMPRESS_ALGORITHM_STREAMING", ["br", "deflate"])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.init_app(app)  # first: its request id and timing wrap every other hook
+    metrics.init_app(app)  # nothing at all unless METRICS_TOKEN is set
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
@@ -148,10 +147,6 @@ def _sqlite_pragmas(app: Flask) -> None:
 
 
 def _hooks(app: Flask) -> None:
-    @app.before_request
-    def _request_id():
-        g.request_id = secrets.token_hex(6)
-
     app.before_request(inputs.refuse_nul)
 
     @app.context_processor

@@ -7,8 +7,11 @@ import os
 import secrets
 from pathlib import Path
 
+from .logs import FORMATS, choose_format
+
 log = logging.getLogger(__name__)
 
+METRICS_TOKEN_MIN = 32  # characters of the /metrics bearer token
 WEAK_KEYS = {"", "dev", "changeme", "change-me", "secret", "development", "test"}
 
 
@@ -140,6 +143,9 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
         "WTF_CSRF_TIME_LIMIT": None,
         "RATELIMIT_ENABLED": True,
+        # Observability (docs/operations.md, "Metrics" and "Logs").
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
+        "LOG_FORMAT": _str("LOG_FORMAT", ""),
         "TESTING": env == "testing",
     }
     cfg.update(overrides)
@@ -163,6 +169,14 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
     if cfg["TEACHER_SIGNUP"] not in TEACHER_SIGNUP:
         raise ConfigError(
             f"TEACHER_SIGNUP must be open, approval or closed, not {cfg['TEACHER_SIGNUP']!r}"
+        )
+    cfg["LOG_FORMAT"] = choose_format(cfg["LOG_FORMAT"], env)
+    if cfg["LOG_FORMAT"] not in FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be json or text, not {cfg['LOG_FORMAT']!r}")
+    token = cfg["METRICS_TOKEN"]
+    if token and (len(token) < METRICS_TOKEN_MIN or len(set(token)) < 10):
+        raise ConfigError(
+            f"METRICS_TOKEN is weak; use a random token of {METRICS_TOKEN_MIN}+ characters"
         )
     if cfg["MAIL_MAX_ATTEMPTS"] < 1:
         raise ConfigError("MAIL_MAX_ATTEMPTS must be at least 1")

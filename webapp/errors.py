@@ -15,6 +15,7 @@ from .api import problems
 from .api.security import Unauthenticated
 from .extensions import login_manager
 from .htmx import is_htmx
+from .metrics import count_store_error
 from .services import Conflict, DomainError, Invalid, NotAllowed, NotFound, discard
 from .sessions import StoreUnavailable, mark_down
 
@@ -95,6 +96,8 @@ def register(app) -> None:
     @app.errorhandler(redis.RedisError)
     def store_down(exc):
         log.error("session store unavailable: %s", exc)
+        if not isinstance(exc, StoreUnavailable):  # the store counted its own already
+            count_store_error("rate_limits")
         mark_down()  # the rate limits' Redis is the sessions' Redis: no second timeout
         discard()
         return _error(503, retry_after=RETRY_SECONDS)

@@ -21,6 +21,7 @@ from redis.retry import Retry
 from sqlalchemy import delete, select
 
 from .extensions import db
+from .metrics import count_store_error
 from .models import LiveSession, utcnow
 
 SEEN_EVERY = 60  # seconds: how stale a session's "last seen" may get (one write a minute)
@@ -107,6 +108,7 @@ class RedisStore:
             return fn(*args)
         except redis.RedisError as exc:
             mark_down()
+            count_store_error("sessions")
             raise StoreUnavailable(str(exc)) from exc
 
     def create(self, jti: str, user_id: int, idle: int, ip: str, user_agent: str) -> None:
@@ -216,6 +218,7 @@ class RedisStore:
         try:
             return bool(self.r.ping())
         except redis.RedisError:
+            count_store_error("readiness")
             return False
 
 
@@ -402,4 +405,5 @@ def load_user(request):
         session.pop(AUTH_KEY, None)
         return None
     g.session_jti = payload["jti"]
+    g.user_id = user.id  # for the logs (webapp/logs.py), which never look a user up
     return user
