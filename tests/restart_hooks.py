@@ -17,7 +17,10 @@ import time
 from pathlib import Path
 
 _PROJECT = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
+# Run as if it were that file (it finds webapp/logs.py and .env beside itself), then back.
+_OWN, __file__ = __file__, str(_PROJECT)
 exec(compile(_PROJECT.read_text(), str(_PROJECT), "exec"))  # noqa: S102 - the settings, unchanged
+__file__ = _OWN
 
 _LOG = os.environ["RESTART_TEST_LOG"]
 _SLOW = float(os.environ.get("RESTART_TEST_SLOW") or 0)
