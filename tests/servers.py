@@ -162,3 +162,20 @@ def hung_port():
     server.listen(64)
     yield server.getsockname()[1]
     server.close()
+
+
+def dead_redis():
+    """A Redis client of a closed port (refused at once): 0.2 s timeouts, no retries, as a
+    session store handed to the app."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis(
+        host="127.0.0.1",
+        port=1,
+        socket_timeout=0.2,
+        socket_connect_timeout=0.2,
+        decode_responses=True,
+        retry=Retry(NoBackoff(), 0),
+    )

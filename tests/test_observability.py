@@ -25,10 +25,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from tests.conftest import (
     DATABASE_URL,
@@ -40,6 +37,7 @@ from tests.conftest import (
     login_as,
     make_user,
 )
+from tests.servers import dead_redis
 from webapp import create_app, logs, sessions, tokens
 from webapp.extensions import db
 from webapp.mail import GAVE_UP
@@ -234,14 +232,7 @@ def redis_down(request, app):
     """Redis unreachable (a closed port, answered at once): the session store only (rate
     limits in memory), or both, as production wires them from one REDIS_URL."""
     if request.param == "sessions":
-        dead = redis.Redis(
-            host="127.0.0.1",
-            port=1,
-            socket_timeout=0.2,
-            socket_connect_timeout=0.2,
-            decode_responses=True,
-            retry=Retry(NoBackoff(), 0),
-        )
+        dead = dead_redis()
         cfg = base_config(REDIS_CLIENT=dead, METRICS_TOKEN=TOKEN)
     else:
         cfg = base_config(REDIS_CLIENT=None, REDIS_URL="redis://127.0.0.1:1/0", METRICS_TOKEN=TOKEN)

@@ -8,13 +8,10 @@ import json
 import time
 
 import pytest
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, IsolatedClient, base_config, login_as, make_user
-from tests.servers import hung_port  # noqa: F401 - the fixture
+from tests.servers import dead_redis, hung_port  # noqa: F401 - the fixture
 from webapp import create_app, sessions
 from webapp.extensions import db
 from webapp.models import AuditEvent, utcnow
@@ -373,14 +370,7 @@ def redis_down_app(request, app):
     make_store builds from REDIS_URL. "closed-port" and "hung" are the production wiring: the
     rate limits' storage is derived from the same REDIS_URL, so it is down too."""
     if request.param == "client":
-        dead = redis.Redis(
-            host="127.0.0.1",
-            port=1,
-            socket_timeout=0.2,
-            socket_connect_timeout=0.2,
-            decode_responses=True,
-            retry=Retry(NoBackoff(), 0),
-        )
+        dead = dead_redis()
         cfg = base_config(REDIS_CLIENT=dead, RATELIMIT_STORAGE_URI="memory://")
     elif request.param == "url":
         cfg = base_config(

@@ -17,7 +17,7 @@ from ..guards import admin_required
 from ..services import Conflict
 from ..services import outbox as svc
 from . import bp
-from .routes import _back
+from .routes import _back, answer_row
 
 
 @bp.get("/admin/outbox")
@@ -44,19 +44,9 @@ def retry_message(message_id: int):
         note = "Queued again: it goes out at the worker's next poll."
         status, announced, category = 200, f"{row.recipient}: {note}", "success"
         ctx = {"note": note}
-    if not htmx.targets(row_id):
-        flash(announced, category)
-        return htmx.hx_redirect(back)
-    return htmx.answer(
-        "admin/partials/outbox_row.html",
-        ids=(row_id,),
-        status=status,
-        message=announced,
-        row=row or svc.message_row(message_id),  # refused: the row as it stands now
-        back=back,
-        focus=True,
-        **ctx,
-    )
+    # refused: the row as it stands now
+    return answer_row("admin/partials/outbox_row.html", row_id, back, status, announced, category,
+                      row=row or svc.message_row(message_id), **ctx)  # fmt: skip
 
 
 @bp.post("/admin/outbox/retry-given-up")

@@ -95,18 +95,20 @@ def _row_answer(user_id: int, run, message: str):
     else:
         status, announced, category = 200, f"{user.email}: {message}", "success"
         ctx = {"note": message}
+    # refused: the row as it stands now
+    return answer_row("admin/partials/user_row.html", row_id, back, status, announced, category,
+                      user=user or access.user_for_admin(user_id), **ctx)  # fmt: skip
+
+
+def answer_row(template: str, row_id: str, back: str, status: int, announced: str,
+               category: str, **ctx):  # fmt: skip
+    """A row action's answer: the row's partial (``template`` with ``ctx``), the outcome
+    written in it and announced, to htmx aimed at the row; else a flash and 303 to ``back``."""
     if not htmx.targets(row_id):
         flash(announced, category)
         return htmx.hx_redirect(back)
     return htmx.answer(
-        "admin/partials/user_row.html",
-        ids=(row_id,),
-        status=status,
-        message=announced,
-        user=user or access.user_for_admin(user_id),  # refused: the row as it stands now
-        back=back,
-        focus=True,
-        **ctx,
+        template, ids=(row_id,), status=status, message=announced, back=back, focus=True, **ctx
     )
 
 
