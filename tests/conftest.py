@@ -13,6 +13,7 @@ import email.policy
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -389,6 +390,18 @@ def count_queries(app):
             event.remove(engine, "before_cursor_execute", before)
 
     return counting
+
+
+def wait_for(condition, timeout: float, what: str, every: float = 0.02):
+    """Poll ``condition()`` until it gives something true, and return that; fail after
+    ``timeout`` seconds naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"gave up waiting for {what}")
 
 
 # --- email ---------------------------------------------------------------------------------------

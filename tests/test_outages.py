@@ -28,6 +28,7 @@ from tests.conftest import (
     login_as,
     make_course,
     make_user,
+    wait_for,
 )
 from tests.e2e.conftest import serve
 from tests.servers import hung_port, private_postgres, private_redis  # noqa: F401 - fixtures
@@ -40,16 +41,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _flask(env: dict, *args: str, **kw):
     return subprocess.Popen([sys.executable, "-m", "flask", *args], cwd=ROOT, env=env, **kw)
-
-
-def _wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def _sign_up(client, address: str) -> None:
@@ -83,7 +74,7 @@ def test_the_outbox_worker_survives_postgresql_going_away(private_postgres, tmp_
 
     try:
         _sign_up(client, "before@example.com")
-        _wait_for(mail_to("before@example.com"), 30, "the first sign-up's email")
+        wait_for(mail_to("before@example.com"), 30, "the first sign-up's email")
 
         private_postgres.stop()
         time.sleep(2.5)  # the worker polls into the outage again and again
@@ -91,7 +82,7 @@ def test_the_outbox_worker_survives_postgresql_going_away(private_postgres, tmp_
 
         private_postgres.start()
         _sign_up(client, "after@example.com")  # the app's pool reconnects (pool_pre_ping)
-        _wait_for(mail_to("after@example.com"), 60, "the email of a sign-up after the outage")
+        wait_for(mail_to("after@example.com"), 60, "the email of a sign-up after the outage")
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()
     finally:
         worker.terminate()

@@ -40,6 +40,7 @@ from tests.conftest import (
     free_port,
     make_course,
     make_user,
+    wait_for,
 )
 from tests.test_learning import assert_progress_invariant
 from webapp import mail
@@ -155,16 +156,6 @@ class Gunicorn:
             return pids if condition(pids) else None
 
         return wait_for(ready, timeout, what)
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 # --- a client that tells "never got in" from "got in and was dropped" ---------------------------
