@@ -14,12 +14,15 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
-from .conftest import free_port
+from .conftest import DATABASE_URL, REDIS_URL, base_config, free_port
 
 
 def _bindir() -> str | None:
@@ -179,3 +182,47 @@ def dead_redis():
         decode_responses=True,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+@contextlib.contextmanager
+def gunicorn(tmp_path: Path, workers: int = 1, **env: str):
+    """gunicorn with the project's own gunicorn.conf.py (development settings, the test
+    database and Redis, ``env`` added), on a free port; yields (base URL, process, log path)
+    once /healthz answers, and stops it with SIGTERM."""
+    port = free_port()
+    log_path = tmp_path / "gunicorn.log"
+    environ = {
+        **os.environ,
+        "LECTERN_ENV": "development",
+        "LECTERN_INSTANCE": str(tmp_path / "instance"),
+        "SECRET_KEY": base_config()["SECRET_KEY"],
+        "DATABASE_URL": DATABASE_URL,
+        "REDIS_URL": REDIS_URL,
+        "OUTBOX_THREAD": "false",
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers),
+        **env,
+    }
+    base = f"http://127.0.0.1:{port}"
+    root = Path(__file__).resolve().parents[1]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=root,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(base + "/healthz", timeout=1):
+                        break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                    time.sleep(0.1)
+            yield base, proc, log_path
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -163,66 +163,27 @@ def test_the_audit_drops_secret_looking_keys_whatever_their_spelling(app):
 def test_gunicorn_access_log_redacts_the_tokens_of_email_links(app, tmp_path):
     """The production server's access log (gunicorn.conf.py) never holds a link's token."""
     import contextlib
-    import os
-    import subprocess
-    import sys
-    import time
     import urllib.error
     import urllib.request
-    from pathlib import Path
 
-    from tests.conftest import DATABASE_URL, REDIS_URL, base_config, free_port
+    from tests.servers import gunicorn
 
-    root = Path(__file__).resolve().parents[1]
-    port = free_port()
-    env = {
-        **os.environ,
-        "LECTERN_ENV": "development",
-        "LECTERN_INSTANCE": str(tmp_path / "instance"),
-        "SECRET_KEY": base_config()["SECRET_KEY"],
-        "DATABASE_URL": DATABASE_URL,
-        "REDIS_URL": REDIS_URL,
-        "OUTBOX_THREAD": "false",
-        "BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "1",
-    }
-    log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(base + "/healthz", timeout=1):
-                        break
-                except OSError:
-                    assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                    time.sleep(0.1)
-            secrets = {}
-            for path in ("/activate/", "/password/reset/", "/invite/", "/account/email/confirm/"):
-                token = f"eyJ1aWQiOjF9.SeCrEt{len(secrets)}xTOKEN.AbCd-_"
-                secrets[path] = token
-                req = urllib.request.Request(
-                    f"{base}{path}{token}?x=1", headers={"Referer": f"{base}{path}{token}"}
-                )
-                # a made-up token is refused; the request is logged all the same
-                with contextlib.suppress(urllib.error.HTTPError):
-                    urllib.request.urlopen(req, timeout=5).close()
-            urllib.request.urlopen(base + "/activate/resend", timeout=5).close()
-            # a link inside a query string, slashes encoded
-            urllib.request.urlopen(
-                base + "/login?next=%2Finvite%2FeyJ.SeCrEtXtoken.Zz9&x=1", timeout=5
-            ).close()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with gunicorn(tmp_path) as (base, _, log_path):
+        secrets = {}
+        for path in ("/activate/", "/password/reset/", "/invite/", "/account/email/confirm/"):
+            token = f"eyJ1aWQiOjF9.SeCrEt{len(secrets)}xTOKEN.AbCd-_"
+            secrets[path] = token
+            req = urllib.request.Request(
+                f"{base}{path}{token}?x=1", headers={"Referer": f"{base}{path}{token}"}
+            )
+            # a made-up token is refused; the request is logged all the same
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(req, timeout=5).close()
+        urllib.request.urlopen(base + "/activate/resend", timeout=5).close()
+        # a link inside a query string, slashes encoded
+        urllib.request.urlopen(
+            base + "/login?next=%2Finvite%2FeyJ.SeCrEtXtoken.Zz9&x=1", timeout=5
+        ).close()
     text = log_path.read_text()
     assert "SeCrEt" not in text, text
     for path in secrets:

@@ -14,12 +14,7 @@ import datetime as dt
 import io
 import json
 import logging
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -28,16 +23,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import (
-    DATABASE_URL,
     PASSWORD,
-    REDIS_URL,
     IsolatedClient,
     base_config,
-    free_port,
     login_as,
     make_user,
 )
-from tests.servers import dead_redis
+from tests.servers import dead_redis, gunicorn
 from webapp import create_app, logs, sessions, tokens
 from webapp.extensions import db
 from webapp.mail import GAVE_UP
@@ -476,61 +468,31 @@ def test_gunicorn_workers_counts_add_up_and_logs_are_json(app, tmp_path):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     _stale_counter(metrics_dir)
-    port = free_port()
     env = {
-        **os.environ,
-        "LECTERN_ENV": "development",
         "LOG_FORMAT": "json",
         "METRICS_TOKEN": TOKEN,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "LECTERN_INSTANCE": str(tmp_path / "instance"),
-        "SECRET_KEY": base_config()["SECRET_KEY"],
-        "DATABASE_URL": DATABASE_URL,
-        "REDIS_URL": REDIS_URL,
-        "OUTBOX_THREAD": "false",
-        "BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "2",
     }
-    log_path = tmp_path / "gunicorn.log"
-    base = f"http://127.0.0.1:{port}"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(base + "/healthz", timeout=1):
-                        break
-                except OSError:
-                    assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                    time.sleep(0.1)
-            held = socket.create_connection(("127.0.0.1", port), timeout=10)
-            held.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # not finished
-            for _ in range(5):
-                assert _get(base + "/readyz")[0] == 200
-            held.sendall(b"Connection: close\r\n\r\n")
-            answer = b""
-            while chunk := held.recv(65536):
-                answer += chunk
-            held.close()
-            assert answer.startswith(b"HTTP/1.1 200"), answer
-            pids = {p.name.split("_")[1].split(".")[0] for p in metrics_dir.glob("histogram_*")}
-            assert len(pids) == 2, pids  # both workers counted requests
-            status, text = _get(base + "/metrics", Authorization=f"Bearer {TOKEN}")
-            assert status == 200, text
-            samples = parse(text)
-            assert requests_of(samples, endpoint="site.readyz") == 6
-            assert value(samples, "lectern_outbox_pending") == 0
-            assert _get(base + "/metrics")[0] == 401
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+    with gunicorn(tmp_path, workers=2, **env) as (base, _, log_path):
+        port = int(base.rpartition(":")[2])
+        held = socket.create_connection(("127.0.0.1", port), timeout=10)
+        held.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # not finished
+        for _ in range(5):
+            assert _get(base + "/readyz")[0] == 200
+        held.sendall(b"Connection: close\r\n\r\n")
+        answer = b""
+        while chunk := held.recv(65536):
+            answer += chunk
+        held.close()
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        pids = {p.name.split("_")[1].split(".")[0] for p in metrics_dir.glob("histogram_*")}
+        assert len(pids) == 2, pids  # both workers counted requests
+        status, text = _get(base + "/metrics", Authorization=f"Bearer {TOKEN}")
+        assert status == 200, text
+        samples = parse(text)
+        assert requests_of(samples, endpoint="site.readyz") == 6
+        assert value(samples, "lectern_outbox_pending") == 0
+        assert _get(base + "/metrics")[0] == 401
     lines = log_path.read_text().splitlines()
     records = [json.loads(line) for line in lines]  # every line, gunicorn's too, is JSON
     booting = [r for r in records if r["logger"] == "gunicorn.error" and "Booting" in r["message"]]
