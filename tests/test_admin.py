@@ -100,6 +100,17 @@ def _requests(victim: User, other: User) -> list[tuple[str, str, dict, dict]]:
     ]
 
 
+def assert_refused(resp, role, url: str) -> None:
+    """An admin page refused: anonymous, to the log-in (redirect, or HX-Redirect); any other
+    role, 404 (admin pages do not say they exist)."""
+    if role is None:
+        assert resp.status_code in (204, 302, 303), (url, resp.status_code)
+        location = resp.headers.get("HX-Redirect") or resp.headers["Location"]
+        assert "/login" in location, url
+    else:
+        assert resp.status_code == 404, (url, resp.status_code)
+
+
 @pytest.mark.parametrize("role", [None, Role.STUDENT, Role.TEACHER])
 def test_only_admins_reach_admin_and_nothing_changes(app, client, admin, role):
     victim = make_user(Role.TEACHER)
@@ -110,12 +121,7 @@ def test_only_admins_reach_admin_and_nothing_changes(app, client, admin, role):
     users_before = db.session.scalar(select(func.count()).select_from(User))
     for method, url, data, headers in _requests(victim, other):
         resp = getattr(client, method)(url, data=data, headers=headers)
-        if role is None:
-            assert resp.status_code in (204, 302, 303), (url, resp.status_code)
-            location = resp.headers.get("HX-Redirect") or resp.headers["Location"]
-            assert "/login" in location, url
-        else:
-            assert resp.status_code == 404, (url, resp.status_code)
+        assert_refused(resp, role, url)
         assert "teacher" not in resp.text or resp.status_code == 404
     v = fresh(victim)
     assert (v.role, v.is_active, v.session_epoch) == ("teacher", True, 0)
